@@ -1,0 +1,56 @@
+"""The Residual Attention Network (Wang et al., CVPR 2017) and its baseline.
+
+Read residual_unit.py, then attention_module.py (trunk, soft mask, attention residual
+learning), then network.py (stages and variants).
+"""
+from functools import partial
+
+from .attention_module import AttentionModule
+from .network import VARIANTS, ResidualAttentionNet, Variant
+from .residual_unit import ResidualUnit
+from .resnet import PreActResNet
+
+
+def _builder(name):
+    def build(num_classes=None, in_channels=3, width=1, residual=True, activation="mixed",
+              mask="encoder-decoder"):
+        if num_classes is None:
+            num_classes = 1000 if VARIANTS[name].imagenet else 10
+        return ResidualAttentionNet(VARIANTS[name], num_classes=num_classes,
+                                    in_channels=in_channels, width=width, residual=residual,
+                                    activation=activation, mask=mask)
+    build.__name__ = name
+    build.__doc__ = f"{name}: {VARIANTS[name]}"
+    return build
+
+
+attention56 = _builder("attention56")
+attention92 = _builder("attention92")
+attention128 = _builder("attention128")
+attention164 = _builder("attention164")
+attention236 = _builder("attention236")
+attention452 = _builder("attention452")
+attention56_imagenet = _builder("attention56_imagenet")
+attention92_imagenet = _builder("attention92_imagenet")
+
+
+def preact_resnet164(num_classes=10, in_channels=3, width=1, **_ignored):
+    """The Table 5 baseline; attention-only options (residual, activation, mask) are ignored."""
+    return PreActResNet(164, num_classes=num_classes, in_channels=in_channels, width=width)
+
+
+BUILDERS = {name: globals()[name] for name in VARIANTS}
+BUILDERS["preact_resnet164"] = preact_resnet164
+
+
+def build_model(name, **options):
+    """Look a network up by name: `build_model('attention92', num_classes=100)`."""
+    if name not in BUILDERS:
+        raise ValueError(f"build_model: unknown architecture {name!r}; "
+                         f"choose from {', '.join(BUILDERS)}")
+    return BUILDERS[name](**options)
+
+
+__all__ = ["AttentionModule", "ResidualAttentionNet", "ResidualUnit", "PreActResNet",
+           "Variant", "VARIANTS", "BUILDERS", "build_model", "preact_resnet164",
+           *VARIANTS]

@@ -1,0 +1,122 @@
+"""The Residual Attention Network: a stem, stages of attention modules, and a classifier.
+
+Each variant is one row of `VARIANTS`: how many attention modules each stage holds and the
+module's p, t, r. The stage decides the mask's pooling depth k (3, 2, 1 from the largest map
+to the smallest), so the smallest mask map is the same size in every stage.
+"""
+from dataclasses import dataclass
+
+from .. import functional as F
+from ..nn import BatchNorm2d, Conv2d, Linear, Module, Sequential
+from .attention_module import AttentionModule
+from .residual_unit import ResidualUnit
+
+
+@dataclass(frozen=True)
+class Variant:
+    modules: tuple          # attention modules in each stage
+    p: int = 1
+    t: int = 2
+    r: int = 1
+    imagenet: bool = False
+
+
+VARIANTS = {
+    # CIFAR (Sec. 4.1): the same m in each stage; trunk depth 36m + 20.
+    "attention56": Variant((1, 1, 1)),
+    "attention92": Variant((2, 2, 2)),
+    "attention128": Variant((3, 3, 3)),
+    "attention164": Variant((4, 4, 4)),
+    "attention236": Variant((6, 6, 6)),
+    "attention452": Variant((6, 6, 6), p=2, t=4, r=3),
+    # ImageNet (Table 2).
+    "attention56_imagenet": Variant((1, 1, 1), imagenet=True),
+    "attention92_imagenet": Variant((1, 2, 3), imagenet=True),
+}
+
+POOLINGS = (3, 2, 1)   # mask pooling depth k of stages 1, 2, 3
+
+
+class ResidualAttentionNet(Module):
+    def __init__(self, variant, num_classes=10, in_channels=3, width=1, residual=True,
+                 activation="mixed", mask="encoder-decoder"):
+        super().__init__()
+        if isinstance(variant, str):
+            variant = VARIANTS[variant]
+        if not (isinstance(width, int) and width >= 1):
+            raise ValueError(f"ResidualAttentionNet: width must be a positive int, got {width!r}")
+        self.variant, self.num_classes, self.in_channels = variant, num_classes, in_channels
+        options = dict(p=variant.p, t=variant.t, r=variant.r, residual=residual,
+                       activation=activation, mask=mask)
+        if variant.imagenet:
+            stem_width, widths = 64 * width, (256 * width, 512 * width, 1024 * width)
+            self.stem = Sequential(Conv2d(in_channels, stem_width, 7, stride=2, padding=3,
+                                          bias=False), BatchNorm2d(stem_width))
+            self.downsample = 4    # stem conv /2 and max pool /2
+        else:
+            stem_width, widths = 16 * width, (64 * width, 128 * width, 256 * width)
+            self.stem = Sequential(Conv2d(in_channels, stem_width, 3, padding=1, bias=False))
+            self.downsample = 1
+        previous = stem_width
+        stages = []
+        for i, (channels, m, k) in enumerate(zip(widths, variant.modules, POOLINGS)):
+            layers = [ResidualUnit(previous, channels, stride=1 if i == 0 else 2)]
+            layers += [AttentionModule(channels, k, **options) for _ in range(m)]
+            if not variant.imagenet:
+                layers.append(ResidualUnit(channels, channels))
+            stages.append(Sequential(*layers))
+            previous = channels
+        self.stage1, self.stage2, self.stage3 = stages
+        if variant.imagenet:   # Table 2: three units of width 2048 at 7x7
+            top = 2048 * width
+            self.stage4 = Sequential(ResidualUnit(previous, top, stride=2),
+                                     ResidualUnit(top, top), ResidualUnit(top, top))
+            previous = top
+        self.head_bn = BatchNorm2d(previous)
+        self.fc = Linear(previous, num_classes)
+
+    @property
+    def stages(self):
+        names = ("stage1", "stage2", "stage3", "stage4") if self.variant.imagenet \
+            else ("stage1", "stage2", "stage3")
+        return [getattr(self, n) for n in names]
+
+    def min_input_size(self):
+        """Smallest H (= W) whose every mask level still halves: 8 for CIFAR, 32 for ImageNet."""
+        return max(self.downsample * 2 ** stage * 2 ** k for stage, k in enumerate(POOLINGS))
+
+    def _check_input(self, x):
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"ResidualAttentionNet: expected input (N, {self.in_channels}, H, W), "
+                             f"got {x.shape}")
+        smallest = self.min_input_size()
+        if min(x.shape[2:]) < smallest:
+            raise ValueError(f"ResidualAttentionNet: input {x.shape[2]}x{x.shape[3]} is too "
+                             f"small: stage 1's mask pools {POOLINGS[0]} times after a "
+                             f"/{self.downsample} stem, so inputs must be at least "
+                             f"{smallest}x{smallest}")
+
+    def forward(self, x, return_masks=False):
+        """Logits (N, classes); with return_masks, also every attention module's mask."""
+        self._check_input(x)
+        masks = []
+        h = self.stem(x)
+        if self.variant.imagenet:
+            h = F.max_pool2d(F.relu(h), 3, stride=2, padding=1)
+        for stage in self.stages:
+            for layer in stage:
+                if isinstance(layer, AttentionModule):
+                    h, mask = layer(h, return_mask=True)
+                    masks.append(mask)
+                else:
+                    h = layer(h)
+        h = F.global_avg_pool(F.relu(self.head_bn(h)))
+        logits = self.fc(h)
+        return (logits, masks) if return_masks else logits
+
+    def attention_modules(self):
+        return [m for m in self.modules() if isinstance(m, AttentionModule)]
+
+    def summary(self, input_size=None, file=None):
+        from .summary import summary
+        return summary(self, input_size, file=file)
