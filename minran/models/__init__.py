@@ -13,12 +13,12 @@ from .resnet import PreActResNet
 
 def _builder(name):
     def build(num_classes=None, in_channels=3, width=1, residual=True, activation="mixed",
-              mask="encoder-decoder"):
+              mask="encoder-decoder", widths=None):
         if num_classes is None:
             num_classes = 1000 if VARIANTS[name].imagenet else 10
         return ResidualAttentionNet(VARIANTS[name], num_classes=num_classes,
                                     in_channels=in_channels, width=width, residual=residual,
-                                    activation=activation, mask=mask)
+                                    activation=activation, mask=mask, widths=widths)
     build.__name__ = name
     build.__doc__ = f"{name}: {VARIANTS[name]}"
     return build

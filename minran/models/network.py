@@ -39,7 +39,8 @@ POOLINGS = (3, 2, 1)   # mask pooling depth k of stages 1, 2, 3
 
 class ResidualAttentionNet(Module):
     def __init__(self, variant, num_classes=10, in_channels=3, width=1, residual=True,
-                 activation="mixed", mask="encoder-decoder"):
+                 activation="mixed", mask="encoder-decoder", widths=None):
+        """`widths` = (stem, stage1, stage2, stage3[, top]) overrides `width` (tiny test nets)."""
         super().__init__()
         if isinstance(variant, str):
             variant = VARIANTS[variant]
@@ -48,13 +49,15 @@ class ResidualAttentionNet(Module):
         self.variant, self.num_classes, self.in_channels = variant, num_classes, in_channels
         options = dict(p=variant.p, t=variant.t, r=variant.r, residual=residual,
                        activation=activation, mask=mask)
+        if widths is None:
+            widths = (64, 256, 512, 1024, 2048) if variant.imagenet else (16, 64, 128, 256)
+            widths = tuple(w * width for w in widths)
+        stem_width, top, widths = widths[0], widths[-1], widths[1:4]
         if variant.imagenet:
-            stem_width, widths = 64 * width, (256 * width, 512 * width, 1024 * width)
             self.stem = Sequential(Conv2d(in_channels, stem_width, 7, stride=2, padding=3,
                                           bias=False), BatchNorm2d(stem_width))
             self.downsample = 4    # stem conv /2 and max pool /2
         else:
-            stem_width, widths = 16 * width, (64 * width, 128 * width, 256 * width)
             self.stem = Sequential(Conv2d(in_channels, stem_width, 3, padding=1, bias=False))
             self.downsample = 1
         previous = stem_width
@@ -68,7 +71,6 @@ class ResidualAttentionNet(Module):
             previous = channels
         self.stage1, self.stage2, self.stage3 = stages
         if variant.imagenet:   # Table 2: three units of width 2048 at 7x7
-            top = 2048 * width
             self.stage4 = Sequential(ResidualUnit(previous, top, stride=2),
                                      ResidualUnit(top, top), ResidualUnit(top, top))
             previous = top
