@@ -73,7 +73,9 @@ def plan(config, train_size):
     else:
         epochs = config.epochs
     total = epochs * per_epoch
-    if config.schedule == "paper":   # 64k / 160k = 0.4 and 96k / 160k = 0.6 of the run
+    if config.schedule == "paper" and config.epochs is None:   # the paper's own iterations
+        milestones = [round(m * 64 / config.batch_size) for m in PAPER_MILESTONES]
+    elif config.schedule == "paper":  # shorter runs: 64k / 160k = 0.4 and 96k / 160k = 0.6
         milestones = [round(total * m / PAPER_ITERATIONS) for m in PAPER_MILESTONES]
     elif config.schedule == "step":
         milestones = [total // 2, total * 3 // 4]
