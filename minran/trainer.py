@@ -50,6 +50,7 @@ class TrainConfig:
     dtype: str = "float32"
     label_noise: float = 0.0
     width: int = 1
+    widths: tuple = None          # explicit channel widths (small test and lesson networks)
     residual: bool = True
     activation: str = "mixed"
     mask: str = "encoder-decoder"
@@ -118,7 +119,8 @@ class Run:
         manual_seed(c.seed)
         self.model = build_model(c.arch, num_classes=len(self.classes),
                                  in_channels=self.train_x.shape[1], width=c.width,
-                                 residual=c.residual, activation=c.activation, mask=c.mask)
+                                 residual=c.residual, activation=c.activation, mask=c.mask,
+                                 widths=tuple(c.widths) if c.widths else None)
         self.model.to(device=c.device, dtype=dtype)
         self.optimizer = SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
                              nesterov=c.nesterov and c.momentum > 0, weight_decay=c.weight_decay)

@@ -133,12 +133,6 @@ def test_real_cifar10_learns_above_chance():
     assert data.train_labels[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]  # the official order
     config = TrainConfig(arch="attention56", epochs=1, batch_size=64, lr=0.1, schedule="cosine",
                          subset=19_200, test_subset=2_000, out=str(REAL.parent / "run"),
-                         progress=False)
-    import minran.models
-    real_build = trainer.build_model
-    trainer.build_model = lambda name, **kw: minran.models.build_model(name, widths=(8, 16, 16, 16), **kw)
-    try:
-        history = trainer.train(config, dataset=data, log=lambda *a: None)
-    finally:
-        trainer.build_model = real_build
+                         progress=False, widths=(8, 16, 16, 16))
+    history = trainer.train(config, dataset=data, log=lambda *a: None)
     assert history[-1]["test_acc"] > 0.25  # chance is 0.10

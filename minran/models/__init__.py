@@ -34,9 +34,10 @@ attention56_imagenet = _builder("attention56_imagenet")
 attention92_imagenet = _builder("attention92_imagenet")
 
 
-def preact_resnet164(num_classes=10, in_channels=3, width=1, **_ignored):
+def preact_resnet164(num_classes=10, in_channels=3, width=1, widths=None, **_ignored):
     """The Table 5 baseline; attention-only options (residual, activation, mask) are ignored."""
-    return PreActResNet(164, num_classes=num_classes, in_channels=in_channels, width=width)
+    return PreActResNet(164, num_classes=num_classes, in_channels=in_channels, width=width,
+                        widths=widths)
 
 
 BUILDERS = {name: globals()[name] for name in VARIANTS}

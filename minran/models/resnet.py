@@ -9,15 +9,16 @@ from .residual_unit import ResidualUnit
 
 
 class PreActResNet(Module):
-    def __init__(self, depth=164, num_classes=10, in_channels=3, width=1):
+    def __init__(self, depth=164, num_classes=10, in_channels=3, width=1, widths=None):
         super().__init__()
         if (depth - 2) % 9:
             raise ValueError(f"PreActResNet: depth must be 9n + 2 (164 = 9*18 + 2), got {depth}")
         n = (depth - 2) // 9
         self.in_channels = in_channels
-        self.stem = Sequential(Conv2d(in_channels, 16 * width, 3, padding=1, bias=False))
-        previous, stages = 16 * width, []
-        for i, channels in enumerate((64 * width, 128 * width, 256 * width)):
+        widths = widths or tuple(w * width for w in (16, 64, 128, 256))
+        self.stem = Sequential(Conv2d(in_channels, widths[0], 3, padding=1, bias=False))
+        previous, stages = widths[0], []
+        for i, channels in enumerate(widths[1:4]):
             layers = [ResidualUnit(previous, channels, stride=1 if i == 0 else 2)]
             layers += [ResidualUnit(channels, channels) for _ in range(n - 1)]
             stages.append(Sequential(*layers))

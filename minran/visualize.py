@@ -1,0 +1,94 @@
+"""Where the network looks: each test image beside its attention masks, stage by stage.
+
+    python -m minran.visualize runs/cifar/checkpoint.pkl --images 16 --out masks/
+
+For every image it writes one PNG: the image, then for each stage the mean over channels of
+that stage's masks, resized to 32x32 and laid over the image as a heat map (red = high).
+`index.md` lists each file with its true class and the prediction. It also turns the run's
+log.csv into learning_curves.svg when the log sits beside the checkpoint.
+"""
+import argparse
+import csv
+import pathlib
+
+import numpy as np
+
+from . import functional as F
+from .plots import learning_curves_svg, overlay, upscale, write_png
+from .tensor import Tensor, no_grad
+
+
+def stage_masks(model, x):
+    """Logits, and per stage the channel-mean mask of its modules at the input's size."""
+    with no_grad():
+        logits, masks = model(x, return_masks=True)
+        by_size = {}
+        for m in masks:  # modules of one stage share a mask size; stages do not
+            by_size.setdefault(m.shape[2:], []).append(m.data.mean(axis=1, keepdims=True))
+        maps = []
+        for size, group in by_size.items():
+            mean = Tensor(np.mean(group, axis=0))
+            maps.append(F.upsample_bilinear(mean, x.shape[2:], align_corners=True).data[:, 0])
+    return logits.data, maps
+
+
+def to_rgb(images_uint8):
+    return images_uint8.transpose(0, 2, 3, 1)
+
+
+def render(model, images_uint8, normalized, labels, classes, out, scale=4):
+    """Write one PNG per image and an index; returns the file names."""
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    logits, maps = stage_masks(model, Tensor(normalized))
+    predictions = logits.argmax(axis=1)
+    rgb = to_rgb(images_uint8)
+    gap = np.full((32 * scale, 4, 3), 255, np.uint8)
+    lines = ["| file | true | predicted |", "|---|---|---|"]
+    names = []
+    for i in range(len(images_uint8)):
+        panels = [upscale(rgb[i], scale)]
+        for stage_map in maps:
+            m = stage_map[i]
+            m = (m - m.min()) / (m.max() - m.min() + 1e-12)  # contrast within each map
+            panels += [gap, upscale(overlay(rgb[i], m), scale)]
+        name = f"{i:03d}_{classes[labels[i]]}_as_{classes[predictions[i]]}.png"
+        write_png(out / name, np.concatenate(panels, axis=1))
+        names.append(name)
+        lines.append(f"| ![]({name}) | {classes[labels[i]]} | {classes[predictions[i]]} |")
+    header = (f"Each row: the test image, then the channel-mean attention mask of stages "
+              f"1..{len(maps)} over it (red = high attention).\n\n")
+    (out / "index.md").write_text(header + "\n".join(lines) + "\n")
+    return names
+
+
+def main(argv=None):
+    from .trainer import Run, TrainConfig, load_checkpoint
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--images", type=int, default=16)
+    p.add_argument("--out", default="masks")
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args(argv)
+    state = load_checkpoint(args.checkpoint)
+    saved = state["config"]
+    config = TrainConfig.from_dict({**saved, "device": "cpu", "epochs": saved["epochs"] or 1,
+                                    "test_subset": args.images,
+                                    "data_dir": args.data_dir or saved["data_dir"]})
+    run = Run(config)
+    run.model.load_state_dict(state["model"])
+    from .data import load
+    raw = load(config.dataset, config.data_dir).test_images[:args.images]
+    names = render(run.model, raw, run.test_x[:args.images], run.test_y[:args.images],
+                   run.classes, args.out)
+    log = pathlib.Path(args.checkpoint).with_name("log.csv")
+    if log.exists():
+        with open(log) as f:
+            learning_curves_svg(list(csv.DictReader(f)), pathlib.Path(args.out) / "learning_curves.svg",
+                                title=f"{saved['arch']} on {saved['dataset']}")
+    print(f"wrote {len(names)} mask pictures and index.md to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
