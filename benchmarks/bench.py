@@ -1,0 +1,200 @@
+"""Time minran (and, when torch is installed, the identical PyTorch network) on one setting.
+
+    python benchmarks/bench.py --arch attention56 --batch 32 --device cpu
+    python benchmarks/bench.py --arch attention56 --batch 32 --profile
+
+Times a full training step (forward, backward, SGD with Nesterov momentum and weight decay)
+and inference (eval mode, no graph) after warm-up, over --steps steps, and reports the
+median ms/step, images/s and peak memory (host RSS on the CPU, the CuPy pool's peak on the
+GPU). Both frameworks run in the same process, one after the other, same batch and dtype.
+"""
+import argparse
+import json
+import os
+import subprocess
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import minran  # noqa: E402
+import minran.functional as F  # noqa: E402
+from minran import Tensor, no_grad  # noqa: E402
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn, steps, warmup, sync=lambda: None):
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_minran(args):
+    minran.manual_seed(0)
+    model = minran.models.build_model(args.arch).to(device=args.device, dtype=args.dtype)
+    opt = minran.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((args.batch, 3, 32, 32)).astype(args.dtype))
+    y = rng.integers(0, 10, args.batch)
+    sync = lambda: None  # noqa: E731
+    if args.device == "gpu":
+        import cupy
+        x, y = x.to("gpu"), cupy.asarray(y)
+        sync = cupy.cuda.Device().synchronize
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def infer():
+        with no_grad():
+            model(x)
+    model.train()
+    train_s = timed(step, args.steps, args.warmup, sync)
+    model.eval()
+    infer_s = timed(infer, args.steps, args.warmup, sync)
+    memory = peak_rss_mb()
+    if args.device == "gpu":
+        import cupy
+        memory = cupy.get_default_memory_pool().total_bytes() / 2**20
+    return model.num_parameters(), train_s, infer_s, memory
+
+
+def bench_torch(args):
+    try:
+        import torch
+    except ImportError:
+        return None
+    sys.path.insert(0, os.path.dirname(__file__))
+    from torch_reference import build
+    torch.manual_seed(0)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    device = "cuda" if args.device == "gpu" else "cpu"
+    model = build(args.arch).to(device=device, dtype=getattr(torch, args.dtype))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    x = torch.randn(args.batch, 3, 32, 32, device=device, dtype=getattr(torch, args.dtype))
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            model(x)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    model.train()
+    train_s = timed(step, args.steps, args.warmup, sync)
+    model.eval()
+    infer_s = timed(infer, args.steps, args.warmup, sync)
+    memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb()
+    return sum(p.numel() for p in model.parameters()), train_s, infer_s, memory
+
+
+def profile(args):
+    """Time per op type, forward and backward, over one training step."""
+    import collections
+    from minran.tensor import Tensor as T
+    model = minran.models.build_model(args.arch).to(dtype=args.dtype)
+    x = Tensor(np.random.default_rng(0).standard_normal((args.batch, 3, 32, 32)).astype(args.dtype))
+    y = np.random.default_rng(1).integers(0, 10, args.batch)
+    forward_t, backward_t = collections.Counter(), collections.Counter()
+    original = T._from_op.__func__
+    clock = {"last": time.perf_counter()}
+
+    def timed_from_op(cls, data, parents, backward, op):
+        now = time.perf_counter()
+        forward_t[op] += now - clock["last"]  # time since the previous op finished
+        clock["last"] = now
+
+        def timed_backward(g, backward=backward, op=op):
+            start = time.perf_counter()
+            out = backward(g)
+            backward_t[op] += time.perf_counter() - start
+            return out
+        return original(cls, data, parents, timed_backward, op)
+    T._from_op = classmethod(timed_from_op)
+    try:
+        for _ in range(2):
+            forward_t.clear()
+            backward_t.clear()
+            clock["last"] = time.perf_counter()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+    finally:
+        T._from_op = classmethod(original)
+    total = sum(forward_t.values()) + sum(backward_t.values())
+    print(f"\nper-op profile, {args.arch}, batch {args.batch}, {args.dtype}, one step "
+          f"({total * 1000:.0f} ms; forward time includes the Python between ops)")
+    print(f"{'op':<20}{'forward ms':>12}{'backward ms':>13}{'share':>8}")
+    for op in sorted(set(forward_t) | set(backward_t), key=lambda o: -(forward_t[o] + backward_t[o])):
+        f, b = forward_t[op] * 1000, backward_t[op] * 1000
+        print(f"{op:<20}{f:>12.1f}{b:>13.1f}{(f + b) / total / 10:>7.1f}%")
+
+
+def _in_child(argv, which):
+    argv = sys.argv[1:] if argv is None else argv
+    done = subprocess.run([sys.executable, __file__, *argv, "--only", which],
+                          capture_output=True, text=True, check=True)
+    line = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT "):])
+    return None if result is None else tuple(result)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="attention56")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--profile", action="store_true", help="also print a per-op profile")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--only", choices=["minran", "torch"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.only:  # a child process: one framework, so its peak memory is its own
+        result = bench_minran(args) if args.only == "minran" else bench_torch(args)
+        print("RESULT", json.dumps(result))
+        return
+    mine = _in_child(argv, "minran")
+    theirs = None if args.no_torch else _in_child(argv, "torch")
+    print(f"{args.arch}, batch {args.batch}, {args.device}, {args.dtype}, median of {args.steps} steps "
+          f"after {args.warmup} warm-up")
+    print(f"{'':<10}{'params':>12}{'train ms':>10}{'train img/s':>13}{'infer img/s':>13}{'peak MiB':>10}")
+    rows = [("minran", mine)] + ([("pytorch", theirs)] if theirs else [])
+    for name, (params, train_s, infer_s, memory) in rows:
+        print(f"{name:<10}{params:>12,}{train_s * 1000:>10.0f}{args.batch / train_s:>13.1f}"
+              f"{args.batch / infer_s:>13.1f}{memory:>10.0f}")
+    if theirs:
+        assert mine[0] == theirs[0], f"parameter counts differ: minran {mine[0]}, torch {theirs[0]}"
+        print(f"ratio minran/pytorch: training {theirs[1] / mine[1]:.2f}, inference {theirs[2] / mine[2]:.2f} "
+              f"(same parameter count {mine[0]:,})")
+    else:
+        print("(torch not installed: no PyTorch comparison)")
+    if args.profile:
+        profile(args)
+
+
+if __name__ == "__main__":
+    main()
