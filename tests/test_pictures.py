@@ -80,3 +80,14 @@ def test_experiment_presets_run(preset, tmp_path, monkeypatch):
     assert len(rows) == 2 and all(0 <= r["error"] <= 100 for r in rows)
     table = (tmp_path / "results.md").read_text()
     assert "test error % (last epoch)" in table and rows[0]["run"] in table
+    if preset == "label-noise":  # the baseline is the plain ResNet as deep as Attention-56
+        assert [r["arch"] for r in rows] == ["attention56", "preact_resnet56"]
+        assert "widths (4, 8, 8, 8)" in table
+
+
+def test_experiment_runs_can_be_picked_by_name():
+    assert [r[0] for r in experiments.select("label-noise", ["resnet-noise50", "attention-noise50"])] \
+        == ["attention-noise50", "resnet-noise50"]
+    assert experiments.baseline_for("attention92") == "preact_resnet164"
+    with pytest.raises(ValueError, match="has no run noise50.*attention-noise10"):
+        experiments.select("label-noise", ["noise50"])

@@ -10,6 +10,19 @@ def _normalize_backward(g, xhat, inv_std, axes, n):
     return inv_std / n * (n * g - g_sum - xhat * g_xhat_sum)
 
 
+def _per_channel(xp, a, b=None):
+    """Sum of a (or of a * b) over every axis but the channel axis 1, without a temporary.
+
+    The same as (a * b).sum(axis=(0, 2, 3)); einsum reads both arrays once and writes only
+    the C results, where the plain form first writes a full-size product (the profile in
+    docs/BENCHMARKS.md shows batch norm is bound by such passes over memory).
+    """
+    letters = "nc" + "hw"[:a.ndim - 2]
+    if b is None:
+        return xp.einsum(f"{letters}->c", a)
+    return xp.einsum(f"{letters},{letters}->c", a, b)
+
+
 def batch_norm(x, weight, bias, running_mean, running_var, training,
                momentum=0.1, eps=1e-5):
     """Normalise each channel of (N, C) or (N, C, H, W) input.
@@ -28,16 +41,16 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
             raise ValueError(f"batch_norm: {name} must have shape ({C},) for input {x.shape}, "
                              f"got {tuple(t.shape)}")
     xp = x.xp
-    axes = (0,) if x.ndim == 2 else (0, 2, 3)
     shape = (1, C) + (1,) * (x.ndim - 2)
     n = x.size // C
     if training:
         if n < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, "
                              f"got input {x.shape}; use a larger batch or eval()")
-        mean = x.data.mean(axis=axes, keepdims=True)
+        mean = (_per_channel(xp, x.data) / n).reshape(shape).astype(x.dtype, copy=False)
         centred = x.data - mean
-        var = (centred * centred).mean(axis=axes, keepdims=True)  # two passes: no cancellation
+        # Two passes (mean, then squares about it): no E[x^2] - E[x]^2 cancellation.
+        var = (_per_channel(xp, centred, centred) / n).reshape(shape)
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean.reshape(C)
@@ -51,18 +64,28 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
         var = xp.asarray(running_var, dtype=x.dtype).reshape(shape)
         centred = x.data - mean
     inv_std = 1 / xp.sqrt(var + eps)
-    xhat = centred * inv_std
+    xhat = centred
+    xhat *= inv_std                    # in place: `centred` is not needed any more
     w = weight.data.reshape(shape) if weight is not None else 1
-    out = xhat * w + (bias.data.reshape(shape) if bias is not None else 0)
+    out = xhat * w
+    if bias is not None:
+        out += bias.data.reshape(shape)
 
     def backward(g):
-        gw = (g * xhat).sum(axis=axes) if weight is not None else None
-        gb = g.sum(axis=axes) if bias is not None else None
-        gxhat = g * w
-        if training:
-            gx = _normalize_backward(gxhat, xhat, inv_std, axes, n)
-        else:
-            gx = gxhat * inv_std
+        g_sum = _per_channel(xp, g)              # = the bias gradient
+        g_xhat_sum = _per_channel(xp, g, xhat)   # = the weight gradient
+        gw = g_xhat_sum if weight is not None else None
+        gb = g_sum if bias is not None else None
+        scale = inv_std * w
+        if not training:
+            return g * scale, gw, gb
+        # _normalize_backward applied to g * w, with its two sums taken from gw and gb
+        # (sum(g * w) = w * gb, sum(g * w * xhat) = w * gw), in place to save passes:
+        #   gx = w / std * (g - gb / n - xhat * gw / n)
+        gx = xhat * (g_xhat_sum / n).reshape(shape)
+        gx += (g_sum / n).reshape(shape)
+        xp.subtract(g, gx, out=gx)
+        gx *= scale
         return gx, gw, gb
     return Tensor._from_op(out.astype(x.dtype, copy=False), (x, weight, bias), backward,
                            "batch_norm")

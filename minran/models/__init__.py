@@ -40,8 +40,15 @@ def preact_resnet164(num_classes=10, in_channels=3, width=1, widths=None, **_ign
                         widths=widths)
 
 
+def preact_resnet56(num_classes=10, in_channels=3, width=1, widths=None, **_ignored):
+    """A plain network as deep as Attention-56 (9 * 6 + 2), its same-depth label-noise baseline."""
+    return PreActResNet(56, num_classes=num_classes, in_channels=in_channels, width=width,
+                        widths=widths)
+
+
 BUILDERS = {name: globals()[name] for name in VARIANTS}
 BUILDERS["preact_resnet164"] = preact_resnet164
+BUILDERS["preact_resnet56"] = preact_resnet56
 
 
 def build_model(name, **options):
@@ -53,5 +60,5 @@ def build_model(name, **options):
 
 
 __all__ = ["AttentionModule", "ResidualAttentionNet", "ResidualUnit", "PreActResNet",
-           "Variant", "VARIANTS", "BUILDERS", "build_model", "preact_resnet164",
+           "Variant", "VARIANTS", "BUILDERS", "build_model", "preact_resnet164", "preact_resnet56",
            *VARIANTS]
