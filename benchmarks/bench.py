@@ -191,7 +191,7 @@ def main(argv=None):
         print(f"ratio minran/pytorch: training {theirs[1] / mine[1]:.2f}, inference {theirs[2] / mine[2]:.2f} "
               f"(same parameter count {mine[0]:,})")
     else:
-        print("(torch not installed: no PyTorch comparison)")
+        print("(no PyTorch comparison: " + ("--no-torch given)" if args.no_torch else "torch is not installed)"))
     if args.profile:
         profile(args)
 

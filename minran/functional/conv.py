@@ -68,16 +68,21 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     kernel = (kh, kw)
     # A 1x1, stride-1 convolution needs no im2col: the input already is the column matrix.
     pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
-    cols = x.data.reshape(N, C, H * W) if pointwise else im2col(x.data, kernel, stride, padding)
+
+    def columns():
+        return x.data.reshape(N, C, H * W) if pointwise else im2col(x.data, kernel, stride, padding)
     w2 = w.data.reshape(Cout, Cin * kh * kw)
-    out = xp.matmul(w2, cols).reshape(N, Cout, Ho, Wo)
+    out = xp.matmul(w2, columns()).reshape(N, Cout, Ho, Wo)
     if b is not None:
         out += b.data.reshape(1, Cout, 1, 1)
     count_macs("conv2d", N * Cout * Ho * Wo * Cin * kh * kw)
 
     def backward(g):
+        # The columns are built again rather than kept from the forward pass: a 3x3 conv's
+        # columns are 9 times its input, and keeping them for every conv until the backward
+        # costs more memory than rebuilding them costs time (docs/BENCHMARKS.md).
         g2 = g.reshape(N, Cout, Ho * Wo)
-        gw = xp.matmul(g2, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+        gw = xp.matmul(g2, columns().transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
         gx = None
         if x.requires_grad:
             gcols = xp.matmul(w2.T, g2)

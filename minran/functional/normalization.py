@@ -70,8 +70,11 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
     out = xhat * w
     if bias is not None:
         out += bias.data.reshape(shape)
+    del xhat, centred  # rebuilt from x in the backward: one pass, where keeping it costs a copy of x
 
     def backward(g):
+        xhat = x.data - mean
+        xhat *= inv_std
         g_sum = _per_channel(xp, g)              # = the bias gradient
         g_xhat_sum = _per_channel(xp, g, xhat)   # = the weight gradient
         gw = g_xhat_sum if weight is not None else None
@@ -82,7 +85,8 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
         # _normalize_backward applied to g * w, with its two sums taken from gw and gb
         # (sum(g * w) = w * gb, sum(g * w * xhat) = w * gw), in place to save passes:
         #   gx = w / std * (g - gb / n - xhat * gw / n)
-        gx = xhat * (g_xhat_sum / n).reshape(shape)
+        gx = xhat
+        gx *= (g_xhat_sum / n).reshape(shape)
         gx += (g_sum / n).reshape(shape)
         xp.subtract(g, gx, out=gx)
         gx *= scale

@@ -51,8 +51,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     for k, view in views[1:]:
         candidate = xpad[view]
         better = candidate > out  # strict: an equal later value does not take over
-        out = xp.where(better, candidate, out)
-        argmax[better] = k
+        xp.copyto(out, candidate, where=better)
+        xp.copyto(argmax, k, where=better)
 
     def backward(g):
         gpad = xp.zeros(xpad.shape, dtype=g.dtype)
