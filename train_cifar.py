@@ -16,7 +16,7 @@ import sys
 from minran import backend
 from minran.data import DataError
 from minran.models import BUILDERS
-from minran.trainer import TrainConfig, Run, evaluate, load_checkpoint, train
+from minran.trainer import TrainConfig, Run, evaluate, load_checkpoint, parse_widths, train
 
 
 def parse_args(argv):
@@ -48,6 +48,9 @@ def parse_args(argv):
                    help="flip this fraction of training labels (the paper's Table 5)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype)
     p.add_argument("--width", type=int, default=d.width, help="channel multiplier (4 = ports' width)")
+    p.add_argument("--widths", default=None, metavar="STEM,S1,S2,S3",
+                   help="explicit channel widths for reduced-scale runs, e.g. 8,32,64,128 "
+                        "(overrides --width; the paper's are 16,64,128,256)")
     p.add_argument("--nal", action="store_true", help="naive attention learning M*T (Table 3)")
     p.add_argument("--activation", choices=["mixed", "channel", "spatial"], default=d.activation)
     p.add_argument("--mask", choices=["encoder-decoder", "local"], default=d.mask)
@@ -87,12 +90,16 @@ def main(argv=None):
         print(f"{config.arch} from {args.eval_only} (epoch {state['epoch']}): "
               f"test loss {loss:.4f}, test accuracy {acc:.4f}")
         return acc
+    try:
+        widths = parse_widths(args.widths) if args.widths else None
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     config = TrainConfig(
         arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, momentum=args.momentum,
         weight_decay=args.weight_decay, subset=args.subset, test_subset=args.test_subset,
         seed=args.seed, out=args.out, device=device, dtype=args.dtype,
-        label_noise=args.label_noise, width=args.width, residual=not args.nal,
+        label_noise=args.label_noise, width=args.width, widths=widths, residual=not args.nal,
         activation=args.activation, mask=args.mask, mean=args.mean, augment=not args.no_augment,
         progress=not args.no_progress)
     resume = None

@@ -15,7 +15,7 @@ import argparse
 import dataclasses
 import pathlib
 
-from .trainer import TrainConfig, train
+from .trainer import TrainConfig, parse_widths, train
 
 BASELINE = "baseline"   # stands for the plain ResNet that matches the preset's attention net
 BASELINES = {"attention56": "preact_resnet56", "attention92": "preact_resnet164"}
@@ -102,7 +102,10 @@ def main(argv=None):
     p.add_argument("--runs", default=None, help="comma-separated run names of the preset to train")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else None
+    try:
+        widths = parse_widths(args.widths) if args.widths else None
+    except ValueError as error:
+        p.error(str(error))
     base = TrainConfig(arch=args.arch, epochs=args.epochs, subset=args.subset,
                        test_subset=args.test_subset, batch_size=args.batch_size,
                        schedule=args.schedule, device=args.device, data_dir=args.data_dir,

@@ -65,6 +65,18 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+def parse_widths(text):
+    """'8,32,64,128' -> (8, 32, 64, 128): the --widths option of the command lines."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) not in (4, 5) or min(widths) < 1:
+        raise ValueError(f"--widths: expected 4 (or 5) positive comma-separated channel counts "
+                         f"stem,stage1,stage2,stage3 such as 8,32,64,128, got {text!r}")
+    return widths
+
+
 def plan(config, train_size):
     """Iterations per epoch, epochs, and the lr milestones (in iterations) for the run."""
     per_epoch = math.ceil(train_size / config.batch_size)

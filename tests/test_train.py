@@ -98,6 +98,20 @@ def test_label_noise_and_float64_run(tiny_data, tmp_path):
     assert json.loads((out / "result.json").read_text())["config"]["label_noise"] == 0.5
 
 
+def test_reduced_widths_from_the_command_line(tiny_data, tmp_path):
+    from minran.models import attention56
+    out = tmp_path / "narrow"
+    train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(out),
+                               "--widths", "4,8,8,8", "--subset", "40"])
+    state = trainer.load_checkpoint(out / "checkpoint.pkl")
+    assert tuple(state["config"]["widths"]) == (4, 8, 8, 8)
+    assert sum(a.size for a in state["model"].values() if a.ndim > 1) == \
+        sum(p.data.size for p in attention56(widths=(4, 8, 8, 8)).parameters() if p.data.ndim > 1)
+    with pytest.raises(SystemExit) as exit_info:
+        train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--widths", "8,32"])
+    assert "--widths: expected 4 (or 5) positive" in str(exit_info.value.code)
+
+
 def test_gpu_without_cupy_exits_with_one_clear_line(tiny_data, capsys):
     if train_cifar.backend.gpu_available():
         pytest.skip("a GPU is present")
