@@ -316,3 +316,11 @@ def test_spatial_normalize_grad(N, C, H, W, seed):
 def test_channel_normalize_known_value():
     x = Tensor(np.array([3.0, 4.0]).reshape(1, 2, 1, 1))
     np.testing.assert_allclose(F.channel_normalize(x).data.ravel(), [0.6, 0.8])
+    # Small but nonzero vectors still come out with norm 1 (hypothesis found x = 1.2e-3 came
+    # out 7e-7 short when eps sat inside the square root); an all-zero position gives zeros.
+    small = Tensor(np.array([-1.2e-3, 0.0, 0.0, 0.0]).reshape(2, 2, 1, 1), requires_grad=True)
+    y = F.channel_normalize(small)
+    np.testing.assert_array_equal(y.data.ravel(), [-1.0, 0.0, 0.0, 0.0])
+    y.backward(Tensor(np.ones((2, 2, 1, 1))))
+    assert np.isfinite(small.grad.data).all()
+    np.testing.assert_allclose(small.grad.data.ravel()[2:], 1e12)  # clamped: y = x / eps

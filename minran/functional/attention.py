@@ -22,14 +22,23 @@ def attention_combine(mask, trunk, residual=True):
 
 
 def channel_normalize(x, eps=1e-12):
-    """Channel attention (Table 1): x / ||x||_2 over the channels at each position."""
+    """Channel attention (Table 1): x / ||x||_2 over the channels at each position.
+
+    The norm is clamped below at eps (x / max(||x||, eps)) rather than given eps inside the
+    square root, so every output with a norm above eps has norm exactly 1; an all-zero
+    position gives zeros, not NaN.
+    """
     check_ndim("channel_normalize", x, 4, "(N, C, H, W)")
     xp = x.xp
-    inv = 1 / xp.sqrt((x.data * x.data).sum(axis=1, keepdims=True) + eps)
+    norm = xp.sqrt((x.data * x.data).sum(axis=1, keepdims=True))
+    clamped = norm < eps
+    inv = 1 / xp.maximum(norm, eps)
     y = x.data * inv
 
     def backward(g):
-        return (inv * (g - y * (g * y).sum(axis=1, keepdims=True)),)
+        # Where the norm is clamped, y = x / eps is linear in x.
+        through_norm = inv * (g - y * (g * y).sum(axis=1, keepdims=True))
+        return (xp.where(clamped, g * inv, through_norm),)
     return Tensor._from_op(y, (x,), backward, "channel_normalize")
 
 
