@@ -7,7 +7,6 @@ import numpy as np
 
 import minran.functional as F
 from minran import Tensor, nn
-from minran.functional.normalization import _normalize_backward
 
 rng = np.random.default_rng(0)
 bn = nn.BatchNorm2d(3)
@@ -25,19 +24,24 @@ single = bn(Tensor(x.data[:1]))
 print("eval mode on one image works; running var (unbiased) =", bn.running_var.round(2))
 print("state_dict keys:", list(bn.state_dict()))
 
-# The backward, plain and fast. Through xhat = (x - mean) / std the gradient needs two sums
-# over the batch, sum(g) and sum(g * xhat): `_normalize_backward` is that formula as written.
-# batch_norm computes the same thing faster: the two sums are exactly the bias and weight
-# gradients it needs anyway, and it works in place. Both must agree:
+# The backward, plain and fast. Through xhat = (x - mean) / std, the gradient reaching x
+# needs two sums over the batch of the gradient reaching xhat (gxhat = g * w):
+#     gx = (n * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat)) / (n * std)
+# written plainly below. batch_norm gets the same two sums for free from the bias and weight
+# gradients it computes anyway, and `_normalize_backward` (normalization.py) works in place.
+# Both must agree:
 x64 = Tensor(x.data.astype(np.float64), requires_grad=True)
 w64 = Tensor(rng.standard_normal(3) + 1, requires_grad=True)
 b64 = Tensor(rng.standard_normal(3), requires_grad=True)
 g = rng.standard_normal(x64.shape)
 F.batch_norm(x64, w64, b64, None, None, training=True).backward(Tensor(g))
-mean = x64.data.mean(axis=(0, 2, 3), keepdims=True)
-inv_std = 1 / np.sqrt(x64.data.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
-plain = _normalize_backward(g * w64.data.reshape(1, 3, 1, 1), (x64.data - mean) * inv_std,
-                            inv_std, (0, 2, 3), x64.size // 3)
+axes, n = (0, 2, 3), x64.size // 3
+mean = x64.data.mean(axis=axes, keepdims=True)
+inv_std = 1 / np.sqrt(x64.data.var(axis=axes, keepdims=True) + 1e-5)
+xhat = (x64.data - mean) * inv_std
+gxhat = g * w64.data.reshape(1, 3, 1, 1)
+plain = inv_std / n * (n * gxhat - gxhat.sum(axis=axes, keepdims=True)
+                       - xhat * (gxhat * xhat).sum(axis=axes, keepdims=True))
 print("fast vs plain backward, largest difference:", np.abs(x64.grad.data - plain).max())
 assert np.allclose(x64.grad.data, plain, rtol=1e-10, atol=1e-12)
 

@@ -52,5 +52,6 @@ def spatial_normalize(x, eps=1e-5):
     y = centred * inv_std
 
     def backward(g):
-        return (_normalize_backward(g, y, inv_std, (2, 3), n),)
+        sums = g.sum(axis=(2, 3), keepdims=True), (g * y).sum(axis=(2, 3), keepdims=True)
+        return (_normalize_backward(g, y, inv_std, *sums, n),)
     return Tensor._from_op(y, (x,), backward, "spatial_normalize")

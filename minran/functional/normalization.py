@@ -1,13 +1,24 @@
 """Batch normalisation, and the shared normalise step the spatial attention mask reuses."""
+from ..backend import array_module
 from ..tensor import Tensor
 from ._util import check_same
 
 
-def _normalize_backward(g, xhat, inv_std, axes, n):
-    """Gradient through xhat = (x - mean) / std when mean and std come from x itself."""
-    g_sum = g.sum(axis=axes, keepdims=True)
-    g_xhat_sum = (g * xhat).sum(axis=axes, keepdims=True)
-    return inv_std / n * (n * g - g_sum - xhat * g_xhat_sum)
+def _normalize_backward(g, xhat, scale, g_sum, g_xhat_sum, n, out=None):
+    """Gradient through xhat = (x - mean) / std when mean and std come from x itself:
+
+        gx = scale * (g - sum(g) / n - xhat * sum(g * xhat) / n),   scale = 1 / std
+
+    with the sums over the n normalised values, passed in because callers often have them
+    already (batch norm's are its bias and weight gradients). `out` may be `xhat` itself
+    when this is its last use, which saves a full-size temporary.
+    """
+    xp = array_module(g)
+    gx = xp.multiply(xhat, g_xhat_sum / n, out=out)
+    gx += g_sum / n
+    xp.subtract(g, gx, out=gx)
+    gx *= scale
+    return gx
 
 
 def _per_channel(xp, a, b=None):
@@ -82,14 +93,10 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
         scale = inv_std * w
         if not training:
             return g * scale, gw, gb
-        # _normalize_backward applied to g * w, with its two sums taken from gw and gb
-        # (sum(g * w) = w * gb, sum(g * w * xhat) = w * gw), in place to save passes:
-        #   gx = w / std * (g - gb / n - xhat * gw / n)
-        gx = xhat
-        gx *= (g_xhat_sum / n).reshape(shape)
-        gx += (g_sum / n).reshape(shape)
-        xp.subtract(g, gx, out=gx)
-        gx *= scale
+        # The gradient reaching xhat is g * w, and its two sums are w * gb and w * gw, so
+        # the w comes out as a factor: gx = w / std * (g - gb / n - xhat * gw / n).
+        gx = _normalize_backward(g, xhat, scale, g_sum.reshape(shape),
+                                 g_xhat_sum.reshape(shape), n, out=xhat)
         return gx, gw, gb
     return Tensor._from_op(out.astype(x.dtype, copy=False), (x, weight, bias), backward,
                            "batch_norm")

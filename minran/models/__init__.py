@@ -34,16 +34,17 @@ attention56_imagenet = _builder("attention56_imagenet")
 attention92_imagenet = _builder("attention92_imagenet")
 
 
-def preact_resnet164(num_classes=10, in_channels=3, width=1, widths=None, **_ignored):
-    """The Table 5 baseline; attention-only options (residual, activation, mask) are ignored."""
-    return PreActResNet(164, num_classes=num_classes, in_channels=in_channels, width=width,
-                        widths=widths)
+def _resnet_builder(depth, doc):
+    def build(num_classes=10, in_channels=3, width=1, widths=None, **_ignored):
+        return PreActResNet(depth, num_classes=num_classes, in_channels=in_channels,
+                            width=width, widths=widths)
+    build.__name__ = f"preact_resnet{depth}"
+    build.__doc__ = doc + "; attention-only options (residual, activation, mask) are ignored."
+    return build
 
 
-def preact_resnet56(num_classes=10, in_channels=3, width=1, widths=None, **_ignored):
-    """A plain network as deep as Attention-56 (9 * 6 + 2), its same-depth label-noise baseline."""
-    return PreActResNet(56, num_classes=num_classes, in_channels=in_channels, width=width,
-                        widths=widths)
+preact_resnet164 = _resnet_builder(164, "The Table 5 baseline, paired with Attention-92")
+preact_resnet56 = _resnet_builder(56, "As deep as Attention-56 (9 * 6 + 2), its label-noise baseline")
 
 
 BUILDERS = {name: globals()[name] for name in VARIANTS}
