@@ -1,7 +1,12 @@
-"""The ops particular to the attention module: the combine step and two mask activations."""
+"""The ops particular to the attention module: the combine step and two mask activations.
+CUDA twins: attention.cu."""
+from ..backend import array_module
+from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_ndim, check_same
 from .normalization import _normalize_backward
+
+CUDA = kernels.Source(__file__)
 
 
 def attention_combine(mask, trunk, residual=True):
@@ -14,11 +19,32 @@ def attention_combine(mask, trunk, residual=True):
     if mask.shape != trunk.shape:
         raise ValueError(f"attention_combine: mask {mask.shape} and trunk {trunk.shape} must "
                          f"have the same shape (the mask branch upsamples to the trunk's size)")
-    gain = 1 + mask.data if residual else mask.data
+    out = _combine(mask.data, trunk.data, residual)
 
     def backward(g):
-        return g * trunk.data, g * gain
-    return Tensor._from_op(gain * trunk.data, (mask, trunk), backward, "attention_combine")
+        return _combine_backward(g, mask.data, trunk.data, residual)
+    return Tensor._from_op(out, (mask, trunk), backward, "attention_combine")
+
+
+def _combine(m, t, residual):
+    if kernels.active(m):
+        m, t = kernels.contiguous(m), kernels.contiguous(t)
+        out = array_module(m).empty(m.shape, dtype=m.dtype)
+        CUDA.launch("attention_combine_forward", m, t, out, out.size, int(residual),
+                    threads=out.size)
+        return out
+    return (1 + m if residual else m) * t
+
+
+def _combine_backward(g, m, t, residual):
+    if kernels.active(g):
+        xp = array_module(g)
+        g_mask, g_trunk = xp.empty(m.shape, dtype=m.dtype), xp.empty(m.shape, dtype=m.dtype)
+        CUDA.launch("attention_combine_backward", kernels.contiguous(g), kernels.contiguous(m),
+                    kernels.contiguous(t), g_mask, g_trunk, g.size, int(residual),
+                    threads=g.size)
+        return g_mask, g_trunk
+    return g * t, g * (1 + m if residual else m)
 
 
 def channel_normalize(x, eps=1e-12):
@@ -29,29 +55,70 @@ def channel_normalize(x, eps=1e-12):
     position gives zeros, not NaN.
     """
     check_ndim("channel_normalize", x, 4, "(N, C, H, W)")
-    xp = x.xp
-    norm = xp.sqrt((x.data * x.data).sum(axis=1, keepdims=True))
-    clamped = norm < eps
-    inv = 1 / xp.maximum(norm, eps)
-    y = x.data * inv
+    y, norm = _channel_normalize(x.data, eps)
 
     def backward(g):
-        # Where the norm is clamped, y = x / eps is linear in x.
-        through_norm = inv * (g - y * (g * y).sum(axis=1, keepdims=True))
-        return (xp.where(clamped, g * inv, through_norm),)
+        return (_channel_normalize_backward(g, y, norm, eps),)
     return Tensor._from_op(y, (x,), backward, "channel_normalize")
+
+
+def _channel_normalize(x, eps):
+    """y and the norm at each position, (N, 1, H, W)."""
+    xp = array_module(x)
+    N, C, H, W = x.shape
+    if kernels.active(x):
+        y, norm = xp.empty(x.shape, dtype=x.dtype), xp.empty((N, 1, H, W), dtype=x.dtype)
+        CUDA.launch("channel_normalize_forward", kernels.contiguous(x), y, norm, N, C, H * W, eps,
+                    threads=N * H * W)
+        return y, norm
+    norm = xp.sqrt((x * x).sum(axis=1, keepdims=True))
+    return x * (1 / xp.maximum(norm, eps)), norm
+
+
+def _channel_normalize_backward(g, y, norm, eps):
+    xp = array_module(g)
+    if kernels.active(g):
+        N, C, H, W = g.shape
+        gx = xp.empty(g.shape, dtype=g.dtype)
+        CUDA.launch("channel_normalize_backward", kernels.contiguous(g), y, norm, gx, N, C,
+                    H * W, eps, threads=N * H * W)
+        return gx
+    inv = 1 / xp.maximum(norm, eps)
+    through_norm = inv * (g - y * (g * y).sum(axis=1, keepdims=True))
+    # Where the norm is clamped, y = x / eps is linear in x.
+    return xp.where(norm < eps, g * inv, through_norm)
 
 
 def spatial_normalize(x, eps=1e-5):
     """(x - mean) / std over each channel's H*W map; spatial attention is its sigmoid."""
     check_ndim("spatial_normalize", x, 4, "(N, C, H, W)")
-    xp = x.xp
-    n = x.shape[2] * x.shape[3]
-    centred = x.data - x.data.mean(axis=(2, 3), keepdims=True)
-    inv_std = 1 / xp.sqrt((centred * centred).mean(axis=(2, 3), keepdims=True) + eps)
-    y = centred * inv_std
+    y, inv_std = _spatial_normalize(x.data, eps)
 
     def backward(g):
-        sums = g.sum(axis=(2, 3), keepdims=True), (g * y).sum(axis=(2, 3), keepdims=True)
-        return (_normalize_backward(g, y, inv_std, *sums, n),)
+        return (_spatial_normalize_backward(g, y, inv_std),)
     return Tensor._from_op(y, (x,), backward, "spatial_normalize")
+
+
+def _spatial_normalize(x, eps):
+    """y and 1/std of each map, (N, C, 1, 1); the kernel gives each map one block."""
+    xp = array_module(x)
+    N, C, H, W = x.shape
+    if kernels.active(x):
+        y, inv_std = xp.empty(x.shape, dtype=x.dtype), xp.empty((N, C, 1, 1), dtype=x.dtype)
+        CUDA.launch("spatial_normalize_forward", kernels.contiguous(x), y, inv_std, H * W, eps,
+                    blocks=N * C)
+        return y, inv_std
+    centred = x - x.mean(axis=(2, 3), keepdims=True)
+    inv_std = 1 / xp.sqrt((centred * centred).mean(axis=(2, 3), keepdims=True) + eps)
+    return centred * inv_std, inv_std
+
+
+def _spatial_normalize_backward(g, y, inv_std):
+    N, C, H, W = g.shape
+    if kernels.active(g):
+        gx = array_module(g).empty(g.shape, dtype=g.dtype)
+        CUDA.launch("spatial_normalize_backward", kernels.contiguous(g), y, inv_std, gx, H * W,
+                    blocks=N * C)
+        return gx
+    sums = g.sum(axis=(2, 3), keepdims=True), (g * y).sum(axis=(2, 3), keepdims=True)
+    return _normalize_backward(g, y, inv_std, *sums, H * W)

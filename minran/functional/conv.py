@@ -3,8 +3,10 @@
 im2col copies every receptive field of the (padded) input into a column, so convolution
 becomes `W (Cout, Cin*kh*kw) @ cols (N, Cin*kh*kw, Ho*Wo)`. Its backward is two more matrix
 products, and col2im adds each column back where it came from (the adjoint of im2col).
+Both have a CUDA twin in conv.cu; the matrix products run on BLAS or cuBLAS.
 """
 from ..backend import array_module
+from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_ndim, check_same, pair
 from .profile import count_macs
@@ -14,12 +16,26 @@ def output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+CUDA = kernels.Source(__file__)
+
+
+def _geometry(x_shape, kernel, stride, padding):
+    """The integers every im2col/col2im kernel takes: N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    N, C, H, W = x_shape
+    return (N, C, H, W, kh, kw, sh, sw, ph, pw,
+            output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+
+
 def im2col(x, kernel, stride, padding):
     """(N, C, H, W) -> (N, C*kh*kw, Ho*Wo), one loop step per kernel offset."""
     xp = array_module(x)
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    N, C, H, W = x.shape
-    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, kernel, stride, padding)
+    if kernels.active(x):
+        cols = xp.empty((N, C * kh * kw, Ho * Wo), dtype=x.dtype)
+        CUDA.launch("im2col", kernels.contiguous(x), cols, N, C, H, W, kh, kw, sh, sw, ph, pw,
+                    Ho, Wo, threads=cols.size)
+        return cols
     if ph or pw:
         x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     cols = xp.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
@@ -32,9 +48,12 @@ def im2col(x, kernel, stride, padding):
 def col2im(cols, x_shape, kernel, stride, padding):
     """The adjoint of im2col: add every column entry back onto the pixel it was read from."""
     xp = array_module(cols)
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    N, C, H, W = x_shape
-    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x_shape, kernel, stride, padding)
+    if kernels.active(cols):
+        x = xp.empty(x_shape, dtype=cols.dtype)
+        CUDA.launch("col2im", kernels.contiguous(cols), x, N, C, H, W, kh, kw, sh, sw, ph, pw,
+                    Ho, Wo, threads=x.size)
+        return x
     cols = cols.reshape(N, C, kh, kw, Ho, Wo)
     x = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
     for i in range(kh):

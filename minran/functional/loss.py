@@ -1,7 +1,11 @@
-"""log-softmax and cross-entropy, both shifted by the row maximum so exp never overflows."""
+"""log-softmax and cross-entropy, both shifted by the row maximum so exp never overflows.
+CUDA twin of cross_entropy: loss.cu."""
 from ..backend import array_module
+from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_ndim
+
+CUDA = kernels.Source(__file__)
 
 
 def _log_softmax(z, axis):
@@ -30,13 +34,36 @@ def cross_entropy(logits, labels):
     if N and (int(labels.min()) < 0 or int(labels.max()) >= K):
         raise ValueError(f"cross_entropy: labels must lie in [0, {K}), "
                          f"got range [{int(labels.min())}, {int(labels.max())}]")
-    logp = _log_softmax(logits.data, axis=1)
-    rows = xp.arange(N)
-    loss = -logp[rows, labels].mean()
+    logp, loss = _cross_entropy(logits.data, labels)
 
     def backward(g):
-        grad = xp.exp(logp)
-        grad[rows, labels] -= 1
-        return (grad * (g / N),)
-    return Tensor._from_op(xp.asarray(loss, dtype=logits.dtype), (logits,), backward,
-                           "cross_entropy")
+        return (_cross_entropy_backward(g, logp, labels),)
+    return Tensor._from_op(loss, (logits,), backward, "cross_entropy")
+
+
+def _cross_entropy(z, labels):
+    """log-softmax of each row, and the mean loss as a 0-d array of z's dtype."""
+    xp = array_module(z)
+    N, K = z.shape
+    if kernels.active(z):
+        labels = kernels.contiguous(labels.astype(xp.int64, copy=False))
+        logp, losses = xp.empty((N, K), dtype=z.dtype), xp.empty(N, dtype=z.dtype)
+        CUDA.launch("softmax_cross_entropy_forward", kernels.contiguous(z), labels, logp, losses,
+                    N, K, threads=N)
+        return logp, losses.mean().astype(z.dtype, copy=False)
+    logp = _log_softmax(z, axis=1)
+    return logp, xp.asarray(-logp[xp.arange(N), labels].mean(), dtype=z.dtype)
+
+
+def _cross_entropy_backward(g, logp, labels):
+    xp = array_module(logp)
+    N, K = logp.shape
+    if kernels.active(logp):
+        grad = xp.empty((N, K), dtype=logp.dtype)
+        CUDA.launch("softmax_cross_entropy_backward", kernels.contiguous(g.reshape(1)), logp,
+                    kernels.contiguous(labels.astype(xp.int64, copy=False)), grad, N, K,
+                    threads=N * K)
+        return grad
+    grad = xp.exp(logp)
+    grad[xp.arange(N), labels] -= 1
+    return grad * (g / N)

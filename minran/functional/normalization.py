@@ -1,17 +1,22 @@
-"""Batch normalisation, and the shared normalise step the spatial attention mask reuses."""
+"""Batch normalisation (with the ReLU that follows it optionally fused in), and the shared
+normalise step the spatial attention mask reuses. CUDA twin: normalization.cu."""
 from ..backend import array_module
+from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_same
 
+CUDA = kernels.Source(__file__)
+
 
 def _normalize_backward(g, xhat, scale, g_sum, g_xhat_sum, n, out=None):
-    """Gradient through xhat = (x - mean) / std when mean and std come from x itself:
+    """Gradient through y = s * xhat, xhat = (x - mean) / std, when mean and std come from x:
 
-        gx = scale * (g - sum(g) / n - xhat * sum(g * xhat) / n),   scale = 1 / std
+        gx = scale * (g - sum(g) / n - xhat * sum(g * xhat) / n),   scale = s / std
 
     with the sums over the n normalised values, passed in because callers often have them
-    already (batch norm's are its bias and weight gradients). `out` may be `xhat` itself
-    when this is its last use, which saves a full-size temporary.
+    already (batch norm's are its bias and weight gradients, and its s is the weight; the
+    spatial mask has s = 1). `out` may be `xhat` itself when this is its last use, which
+    saves a full-size temporary.
     """
     xp = array_module(g)
     gx = xp.multiply(xhat, g_xhat_sum / n, out=out)
@@ -35,8 +40,9 @@ def _per_channel(xp, a, b=None):
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, training,
-               momentum=0.1, eps=1e-5):
-    """Normalise each channel of (N, C) or (N, C, H, W) input.
+               momentum=0.1, eps=1e-5, relu=False):
+    """Normalise each channel of (N, C) or (N, C, H, W) input; relu=True returns
+    relu(batch_norm(x)) as one op (the pre-activation units' bn-relu).
 
     Training uses the batch's mean and biased variance, and updates `running_mean` and
     `running_var` (arrays, changed in place) with the unbiased variance, as PyTorch does.
@@ -52,51 +58,115 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
             raise ValueError(f"batch_norm: {name} must have shape ({C},) for input {x.shape}, "
                              f"got {tuple(t.shape)}")
     xp = x.xp
-    shape = (1, C) + (1,) * (x.ndim - 2)
     n = x.size // C
+    cuda = kernels.active(x.data)
     if training:
         if n < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, "
                              f"got input {x.shape}; use a larger batch or eval()")
-        mean = (_per_channel(xp, x.data) / n).reshape(shape).astype(x.dtype, copy=False)
-        centred = x.data - mean
-        # Two passes (mean, then squares about it): no E[x^2] - E[x]^2 cancellation.
-        var = (_per_channel(xp, centred, centred) / n).reshape(shape)
+        mean, var = (_statistics_cuda if cuda else _statistics)(x.data)
         if running_mean is not None:
             running_mean *= 1 - momentum
-            running_mean += momentum * mean.reshape(C)
+            running_mean += momentum * mean
         if running_var is not None:
             running_var *= 1 - momentum
-            running_var += momentum * var.reshape(C) * (n / (n - 1))
+            running_var += momentum * var * (n / (n - 1))
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var")
-        mean = xp.asarray(running_mean, dtype=x.dtype).reshape(shape)
-        var = xp.asarray(running_var, dtype=x.dtype).reshape(shape)
-        centred = x.data - mean
+        mean = xp.asarray(running_mean, dtype=x.dtype)
+        var = xp.asarray(running_var, dtype=x.dtype)
     inv_std = 1 / xp.sqrt(var + eps)
-    xhat = centred
-    xhat *= inv_std                    # in place: `centred` is not needed any more
-    w = weight.data.reshape(shape) if weight is not None else 1
-    out = xhat * w
-    if bias is not None:
-        out += bias.data.reshape(shape)
-    del xhat, centred  # rebuilt from x in the backward: one pass, where keeping it costs a copy of x
+    w = weight.data if weight is not None else xp.ones(C, dtype=x.dtype)
+    b = bias.data if bias is not None else xp.zeros(C, dtype=x.dtype)
+    forward, backward_of = ((_forward_cuda, _backward_cuda) if cuda else (_forward, _backward))
+    out = forward(x.data, mean, inv_std, w, b, relu)
 
     def backward(g):
-        xhat = x.data - mean
-        xhat *= inv_std
-        g_sum = _per_channel(xp, g)              # = the bias gradient
-        g_xhat_sum = _per_channel(xp, g, xhat)   # = the weight gradient
-        gw = g_xhat_sum if weight is not None else None
-        gb = g_sum if bias is not None else None
-        scale = inv_std * w
-        if not training:
-            return g * scale, gw, gb
-        # The gradient reaching xhat is g * w, and its two sums are w * gb and w * gw, so
-        # the w comes out as a factor: gx = w / std * (g - gb / n - xhat * gw / n).
-        gx = _normalize_backward(g, xhat, scale, g_sum.reshape(shape),
-                                 g_xhat_sum.reshape(shape), n, out=xhat)
-        return gx, gw, gb
-    return Tensor._from_op(out.astype(x.dtype, copy=False), (x, weight, bias), backward,
-                           "batch_norm")
+        gx, gw, gb = backward_of(g, x.data, out, mean, inv_std, w, training, relu)
+        return gx, (gw if weight is not None else None), (gb if bias is not None else None)
+    return Tensor._from_op(out, (x, weight, bias), backward,
+                           "batch_norm_relu" if relu else "batch_norm")
+
+
+def _channels(a, ndim):
+    """A (C,) array shaped to broadcast over (N, C[, H, W])."""
+    return a.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _statistics(x):
+    """Per-channel mean and biased variance, in two passes: the mean, then the squares about
+    it (no E[x^2] - E[x]^2 cancellation)."""
+    xp = array_module(x)
+    n = x.size // x.shape[1]
+    mean = (_per_channel(xp, x) / n).astype(x.dtype, copy=False)
+    centred = x - _channels(mean, x.ndim)
+    return mean, (_per_channel(xp, centred, centred) / n).astype(x.dtype, copy=False)
+
+
+def _forward(x, mean, inv_std, w, b, relu):
+    xhat = x - _channels(mean, x.ndim)
+    xhat *= _channels(inv_std, x.ndim)
+    out = xhat * _channels(w, x.ndim)   # xhat is not kept: the backward rebuilds it from x,
+    out += _channels(b, x.ndim)         # one pass, where keeping it costs a copy of x
+    if relu:
+        array_module(x).maximum(out, 0, out=out)
+    return out.astype(x.dtype, copy=False)
+
+
+def _backward(g, x, out, mean, inv_std, w, training, relu):
+    xp = array_module(g)
+    if relu:
+        g = g * (out > 0)
+    xhat = x - _channels(mean, x.ndim)
+    xhat *= _channels(inv_std, x.ndim)
+    g_sum = _per_channel(xp, g)              # = the bias gradient
+    g_xhat_sum = _per_channel(xp, g, xhat)   # = the weight gradient
+    scale = _channels(inv_std * w, x.ndim)
+    if not training:
+        return g * scale, g_xhat_sum, g_sum
+    # The gradient reaching xhat is g * w, and its two sums are w * gb and w * gw, so the w
+    # comes out as a factor: gx = w / std * (g - gb / n - xhat * gw / n).
+    gx = _normalize_backward(g, xhat, scale, _channels(g_sum, x.ndim),
+                             _channels(g_xhat_sum, x.ndim), x.size // x.shape[1], out=xhat)
+    return gx, g_xhat_sum, g_sum
+
+
+def _layout(x):
+    """N, C and HW as the kernels see them; (N, C) input is HW = 1."""
+    return x.shape[0], x.shape[1], x.size // (x.shape[0] * x.shape[1]) if x.size else 1
+
+
+def _statistics_cuda(x):
+    xp = array_module(x)
+    N, C, HW = _layout(x)
+    mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+    CUDA.launch("batch_norm_statistics", kernels.contiguous(x), mean, var, N, C, HW, blocks=C)
+    return mean, var
+
+
+def _forward_cuda(x, mean, inv_std, w, b, relu):
+    N, C, HW = _layout(x)
+    out = array_module(x).empty(x.shape, dtype=x.dtype)
+    CUDA.launch("batch_norm_forward", kernels.contiguous(x), *_per_channel_arrays(x, mean, inv_std, w, b),
+                out, out.size, C, HW, int(relu), threads=out.size)
+    return out
+
+
+def _backward_cuda(g, x, out, mean, inv_std, w, training, relu):
+    xp = array_module(g)
+    N, C, HW = _layout(x)
+    g, x = kernels.contiguous(g), kernels.contiguous(x)
+    mean, inv_std, w = _per_channel_arrays(x, mean, inv_std, w)
+    g_sum, g_xhat_sum = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
+    CUDA.launch("batch_norm_backward_sums", g, x, out, mean, inv_std, g_sum, g_xhat_sum, N, C,
+                HW, int(relu), blocks=C)
+    gx = xp.empty(x.shape, dtype=x.dtype)
+    CUDA.launch("batch_norm_backward_input", g, x, out, mean, inv_std, w, g_sum, g_xhat_sum, gx,
+                gx.size, C, HW, float(N * HW), int(training), int(relu), threads=gx.size)
+    return gx, g_xhat_sum, g_sum
+
+
+def _per_channel_arrays(x, *arrays):
+    """The (C,) arrays a kernel reads, contiguous and in x's dtype."""
+    return [kernels.contiguous(a.astype(x.dtype, copy=False)) for a in arrays]

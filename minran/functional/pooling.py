@@ -1,11 +1,17 @@
 """Max and average pooling, written as a loop over the kh*kw offsets of the window.
 
 Each offset (i, j) picks one strided view `x[:, :, i::s, j::s]` of the padded input: the
-window values of every output pixel at once. The backward adds into the same views.
+window values of every output pixel at once. The backward adds into the same views. The
+CUDA twin (pooling.cu) turns the loop inside out: one thread per output pixel walks its
+window forward, and one thread per input pixel gathers from every window that covers it.
 """
+from ..backend import array_module
+from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_ndim, pair
 from .conv import output_size
+
+CUDA = kernels.Source(__file__)
 
 
 def _pool_setup(op, x, kernel_size, stride, padding):
@@ -28,8 +34,9 @@ def _pool_setup(op, x, kernel_size, stride, padding):
     return kernel, stride, padding, Ho, Wo
 
 
-def _windows(xpad, kernel, stride, Ho, Wo):
-    """Yield (k, view) for every kernel offset; view has the output's shape."""
+def _windows(kernel, stride, Ho, Wo):
+    """Yield (k, index) for every kernel offset (i, j), k = i * kw + j: `xpad[index]` is the
+    strided slice holding that offset's value of every window, shaped like the output."""
     (kh, kw), (sh, sw) = kernel, stride
     for i in range(kh):
         for j in range(kw):
@@ -37,50 +44,109 @@ def _windows(xpad, kernel, stride, Ho, Wo):
                                slice(i, i + sh * Ho, sh), slice(j, j + sw * Wo, sw))
 
 
+def _geometry(x_shape, kernel, stride, padding, Ho, Wo):
+    """The integers every pooling kernel takes: N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo."""
+    return (*x_shape, *kernel, *stride, *padding, Ho, Wo)
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Padding counts as -inf. Ties send the gradient to the first maximum in row order."""
     kernel, stride, padding, Ho, Wo = _pool_setup("max_pool2d", x, kernel_size, stride, padding)
-    xp = x.xp
-    (ph, pw) = padding
-    xpad = x.data
-    if ph or pw:
-        xpad = xp.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
-    views = list(_windows(xpad, kernel, stride, Ho, Wo))
+    geometry = _geometry(x.shape, kernel, stride, padding, Ho, Wo)
+    forward, backward_of = ((_max_forward_cuda, _max_backward_cuda) if kernels.active(x.data)
+                            else (_max_forward, _max_backward))
+    out, argmax = forward(x.data, geometry)
+
+    def backward(g):
+        return (backward_of(g, argmax, geometry),)
+    return Tensor._from_op(out, (x,), backward, "max_pool2d")
+
+
+def _max_forward(x, geometry):
+    """The output and, per output pixel, which offset k of its window won."""
+    xp = array_module(x)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
+    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf) \
+        if ph or pw else x
+    views = list(_windows((kh, kw), (sh, sw), Ho, Wo))
     out = xpad[views[0][1]].copy()
-    argmax = xp.zeros(out.shape, dtype=xp.int32)  # which offset won, saved for backward
+    argmax = xp.zeros(out.shape, dtype=xp.int32)
     for k, view in views[1:]:
         candidate = xpad[view]
         better = candidate > out  # strict: an equal later value does not take over
         xp.copyto(out, candidate, where=better)
         xp.copyto(argmax, k, where=better)
+    return out, argmax
 
-    def backward(g):
-        gpad = xp.zeros(xpad.shape, dtype=g.dtype)
-        for k, view in views:
-            gpad[view] += g * (argmax == k)
-        return (gpad[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]],)
-    return Tensor._from_op(out, (x,), backward, "max_pool2d")
+
+def _max_backward(g, argmax, geometry):
+    xp = array_module(g)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
+    gpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
+    for k, view in _windows((kh, kw), (sh, sw), Ho, Wo):
+        gpad[view] += g * (argmax == k)
+    return gpad[:, :, ph:ph + H, pw:pw + W]
+
+
+def _max_forward_cuda(x, geometry):
+    xp = array_module(x)
+    N, C = geometry[:2]
+    out = xp.empty((N, C) + geometry[-2:], dtype=x.dtype)
+    argmax = xp.empty(out.shape, dtype=xp.int32)
+    CUDA.launch("max_pool2d_forward", kernels.contiguous(x), out, argmax, *geometry,
+                threads=out.size)
+    return out, argmax
+
+
+def _max_backward_cuda(g, argmax, geometry):
+    gx = array_module(g).empty(geometry[:4], dtype=g.dtype)
+    CUDA.launch("max_pool2d_backward", kernels.contiguous(g), argmax, gx, *geometry,
+                threads=gx.size)
+    return gx
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Padding counts as zeros and every window divides by kh*kw (PyTorch's default)."""
     kernel, stride, padding, Ho, Wo = _pool_setup("avg_pool2d", x, kernel_size, stride, padding)
-    xp = x.xp
-    (ph, pw) = padding
-    xpad = xp.pad(x.data, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x.data
-    views = list(_windows(xpad, kernel, stride, Ho, Wo))
-    area = kernel[0] * kernel[1]
-    out = xp.zeros((x.shape[0], x.shape[1], Ho, Wo), dtype=x.dtype)
-    for _, view in views:
-        out += xpad[view]
-    out /= area
+    geometry = _geometry(x.shape, kernel, stride, padding, Ho, Wo)
+    forward, backward_of = ((_avg_forward_cuda, _avg_backward_cuda) if kernels.active(x.data)
+                            else (_avg_forward, _avg_backward))
 
     def backward(g):
-        gpad = xp.zeros(xpad.shape, dtype=g.dtype)
-        for _, view in views:
-            gpad[view] += g / area
-        return (gpad[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]],)
-    return Tensor._from_op(out, (x,), backward, "avg_pool2d")
+        return (backward_of(g, geometry),)
+    return Tensor._from_op(forward(x.data, geometry), (x,), backward, "avg_pool2d")
+
+
+def _avg_forward(x, geometry):
+    xp = array_module(x)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
+    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    out = xp.zeros((N, C, Ho, Wo), dtype=x.dtype)
+    for _, view in _windows((kh, kw), (sh, sw), Ho, Wo):
+        out += xpad[view]
+    out /= kh * kw
+    return out
+
+
+def _avg_backward(g, geometry):
+    xp = array_module(g)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
+    gpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
+    for _, view in _windows((kh, kw), (sh, sw), Ho, Wo):
+        gpad[view] += g / (kh * kw)
+    return gpad[:, :, ph:ph + H, pw:pw + W]
+
+
+def _avg_forward_cuda(x, geometry):
+    out = array_module(x).empty(geometry[:2] + geometry[-2:], dtype=x.dtype)
+    CUDA.launch("avg_pool2d_forward", kernels.contiguous(x), out, *geometry, threads=out.size)
+    return out
+
+
+def _avg_backward_cuda(g, geometry):
+    gx = array_module(g).empty(geometry[:4], dtype=g.dtype)
+    CUDA.launch("avg_pool2d_backward", kernels.contiguous(g), gx, *geometry, threads=gx.size)
+    return gx
 
 
 def global_avg_pool(x):

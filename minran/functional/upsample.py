@@ -1,12 +1,18 @@
 """Bilinear resizing as two small matrix products: out = A_y @ x @ A_x^T.
 
 Each row of A_y holds the two weights that blend input rows into one output row, so the
-backward is just the transposes, A_y^T @ g @ A_x: deterministic, no scatter.
+backward is just the transposes, A_y^T @ g @ A_x: deterministic, no scatter. The CUDA twin
+(upsample.cu) computes the same weights per pixel: one thread per output pixel blends four
+inputs, and in the backward one thread per input pixel gathers from the outputs that read it.
 """
 import numpy as np
 
+from ..backend import array_module
+from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_ndim, pair
+
+CUDA = kernels.Source(__file__)
 
 
 def interpolation_matrix(size_in, size_out, align_corners):
@@ -37,12 +43,53 @@ def upsample_bilinear(x, size, align_corners=True):
     Ho, Wo = pair(size, "size", "upsample_bilinear")
     if Ho < 1 or Wo < 1:
         raise ValueError(f"upsample_bilinear: output size must be positive, got {(Ho, Wo)}")
-    xp = x.xp
-    H, W = x.shape[2:]
-    Ay = xp.asarray(interpolation_matrix(H, Ho, align_corners), dtype=x.dtype)
-    Ax = xp.asarray(interpolation_matrix(W, Wo, align_corners), dtype=x.dtype)
-    out = xp.matmul(xp.matmul(Ay, x.data), Ax.T)
+    N, C, H, W = x.shape
+    geometry = (N, C, H, W, Ho, Wo, align_corners)
+    out = _resize(x.data, geometry)
 
     def backward(g):
-        return (xp.matmul(xp.matmul(Ay.T, g), Ax),)
+        return (_resize_backward(g, geometry),)
     return Tensor._from_op(out, (x,), backward, "upsample_bilinear")
+
+
+def _resize(x, geometry):
+    N, C, H, W, Ho, Wo, align_corners = geometry
+    xp = array_module(x)
+    if kernels.active(x):
+        out = xp.empty((N, C, Ho, Wo), dtype=x.dtype)
+        CUDA.launch("upsample_bilinear_forward", kernels.contiguous(x), out,
+                    *_kernel_geometry(geometry), threads=out.size)
+        return out
+    Ay, Ax = _matrices(geometry, x.dtype, xp)
+    return xp.matmul(xp.matmul(Ay, x), Ax.T)
+
+
+def _resize_backward(g, geometry):
+    N, C, H, W, Ho, Wo, align_corners = geometry
+    xp = array_module(g)
+    if kernels.active(g):
+        gx = xp.empty((N, C, H, W), dtype=g.dtype)
+        CUDA.launch("upsample_bilinear_backward", kernels.contiguous(g), gx,
+                    *_kernel_geometry(geometry), threads=gx.size)
+        return gx
+    Ay, Ax = _matrices(geometry, g.dtype, xp)
+    return xp.matmul(xp.matmul(Ay.T, g), Ax)
+
+
+def _matrices(geometry, dtype, xp):
+    N, C, H, W, Ho, Wo, align_corners = geometry
+    return (xp.asarray(interpolation_matrix(H, Ho, align_corners), dtype=dtype),
+            xp.asarray(interpolation_matrix(W, Wo, align_corners), dtype=dtype))
+
+
+def _kernel_geometry(geometry):
+    N, C, H, W, Ho, Wo, align_corners = geometry
+    return (N, C, H, W, Ho, Wo, _scale(H, Ho, align_corners), _scale(W, Wo, align_corners),
+            int(align_corners))
+
+
+def _scale(size_in, size_out, align_corners):
+    """The step between source coordinates, as interpolation_matrix() takes it."""
+    if align_corners:
+        return (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+    return size_in / size_out

@@ -5,7 +5,6 @@
     out = branch + x                    (same channels and stride 1: the identity shortcut)
     out = branch + conv1x1(a, stride s) (only where channels or stride change)
 """
-from .. import functional as F
 from ..nn import BatchNorm2d, Conv2d, Module
 
 
@@ -27,10 +26,10 @@ class ResidualUnit(Module):
             if projection else None
 
     def forward(self, x):
-        a = F.relu(self.bn1(x))
+        a = self.bn1(x, relu=True)              # a = relu(bn1(x)), fused into one op
         h = self.conv1(a)
-        h = self.conv2(F.relu(self.bn2(h)))
-        h = self.conv3(F.relu(self.bn3(h)))
+        h = self.conv2(self.bn2(h, relu=True))
+        h = self.conv3(self.bn3(h, relu=True))
         return h + (x if self.shortcut is None else self.shortcut(a))
 
 

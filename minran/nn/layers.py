@@ -57,9 +57,11 @@ class BatchNorm2d(Module):
         self.register_buffer("running_mean", np.zeros(num_features, np.float32))
         self.register_buffer("running_var", np.ones(num_features, np.float32))
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """relu=True gives relu(bn(x)) as one op: the pre-activation units' bn-relu, one
+        pass and one saved array instead of two."""
         return F.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
-                            self.training, self.momentum, self.eps)
+                            self.training, self.momentum, self.eps, relu=relu)
 
     def extra_repr(self):
         return str(self.weight.shape[0])

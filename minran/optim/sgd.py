@@ -8,7 +8,10 @@ The update is PyTorch's, so a run here and a run there can be compared step for 
     p = p - lr * g
 """
 from .. import backend
+from ..cuda import kernels
 from ..tensor import no_grad
+
+CUDA = kernels.Source(__file__)   # sgd.cu: the same update as one fused pass per parameter
 
 
 class SGD:
@@ -33,6 +36,9 @@ class SGD:
             for i, p in enumerate(self.params):
                 if p.grad is None:
                     continue
+                if kernels.active(p.data):
+                    self._step_cuda(i, p)
+                    continue
                 g = p.grad.data
                 if self.weight_decay:
                     g = g + self.weight_decay * p.data
@@ -45,6 +51,16 @@ class SGD:
                         buf += g
                     g = g + self.momentum * buf if self.nesterov else buf
                 p.data -= self.lr * g  # in place: the Parameter object never changes
+
+    def _step_cuda(self, i, p):
+        first = self.momentum and self.buffers[i] is None
+        if first:
+            self.buffers[i] = p.xp.empty_like(p.data)
+        # Without momentum the kernel never touches its buffer argument: pass p itself.
+        buf = self.buffers[i] if self.momentum else p.data
+        CUDA.launch("sgd_update", p.data, kernels.contiguous(p.grad.data), buf, p.size, self.lr,
+                    self.momentum, self.weight_decay, int(self.nesterov), int(bool(first)),
+                    threads=p.size)
 
     def state_dict(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,

@@ -1,0 +1,57 @@
+"""`python -m minran.cuda`: every kernel instantiation, whether it compiles for the GPU
+(NVRTC, sm_80 and sm_90) and for the CPU emulator, with ptxas's registers, spills and
+shared memory. Exits non-zero if any instantiation fails to compile anywhere."""
+import argparse
+import sys
+
+from . import emulator, kernels, nvrtc
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m minran.cuda", description=__doc__)
+    parser.add_argument("--arch", nargs="+", default=list(nvrtc.ARCHS),
+                        help="GPU architectures to compile for (default: sm_80 sm_90)")
+    args = parser.parse_args(argv)
+    failed = False
+    nvrtc_missing = nvrtc.unavailable_reason()
+    emulator_missing = emulator.unavailable_reason()
+    print(f"NVRTC: {'%d.%d' % nvrtc.version() if not nvrtc_missing else 'missing: ' + nvrtc_missing}")
+    print(f"emulator: {emulator.compiler() if not emulator_missing else 'missing: ' + emulator_missing}")
+    print(f"block size: {kernels.BLOCK} threads\n")
+    columns = "".join(f"  {arch:>5} regs spill(st/ld) smem" for arch in args.arch)
+    print(f"{'kernel':<52}{columns}  emulator")
+    for source in kernels.all_sources():
+        gpu, errors = {}, {}
+        if not nvrtc_missing:
+            for arch in args.arch:
+                try:
+                    compiled, _ = nvrtc.compile_kernels(source, arch)
+                    gpu.update({(c.expression, arch): c for c in compiled})
+                except nvrtc.CompileError as error:
+                    errors[arch] = str(error)
+        emulated = "not run"
+        if not emulator_missing:
+            try:
+                source.module("emulator")
+                emulated = "ok"
+            except emulator.EmulatorError as error:
+                emulated, errors["emulator"] = "FAILS", str(error)
+        for expression in source.name_expressions():
+            row = f"{source.path.name + ' ' + expression:<52}"
+            for arch in args.arch:
+                c = gpu.get((expression, arch))
+                if c is None:
+                    row += f"  {'FAILS' if arch in errors else 'not run':>36}"
+                else:
+                    row += f"  {c.registers:>10} {c.spill_stores:>6}/{c.spill_loads:<6} {c.shared_bytes:>5}"
+            print(row + f"  {emulated}")
+        for where, error in errors.items():
+            failed = True
+            print(f"\n{source.path.name} fails on {where}:\n{error}\n", file=sys.stderr)
+    if nvrtc_missing or emulator_missing:
+        print("\nnot every compiler was available: see the lines above", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Loading and launching minran's CUDA kernels: one .cu twin beside each op's .py file.
+
+An op file with kernels (functional/pooling.py) makes `CUDA = kernels.Source(__file__)`,
+which reads functional/pooling.cu, and launches with
+
+    CUDA.launch("max_pool2d_forward", x, out, argmax, N, C, H, W, ..., threads=out.size)
+
+`threads` is how many threads to start (one per output element, say); they come in blocks
+of BLOCK threads, so the grid is ceil(threads / BLOCK) blocks. Kernels that give a whole
+block to one channel or one feature map pass `blocks=` instead. Every kernel is a C++
+template over its element type T, instantiated for float and double; the launch picks the
+instantiation from its arrays' dtype and compiles each .cu once per process (CuPy also keeps
+the compiled code on disk).
+
+Where the kernels run:
+  - CuPy arrays: on the GPU, through cupy.RawModule, which compiles with NVRTC;
+  - NumPy arrays, inside `use("emulate")`: on the CPU, through the emulator (emulator.py),
+    which compiles the same .cu source with the system C++ compiler.
+`use("off")` turns the kernels off, so every op runs its plain array code (NumPy, or CuPy's
+own functions on the GPU) and each kernel can be compared with and timed against it.
+
+Every argument must have exactly the C type its parameter declares: arrays of the right
+dtype, C-contiguous; numbers converted here to the parameter's width. (CuPy itself would
+send a Python int as 8 bytes to a 4-byte `int` parameter and the kernel would read garbage.)
+"""
+import contextlib
+import importlib
+import os
+import pathlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backend
+
+BLOCK = 256   # threads per block for every launch; the kernels see it as MINRAN_BLOCK
+MODES = ("auto", "off", "emulate")
+# The element types each kernel is instantiated for, and the C types a parameter may have.
+INSTANTIATIONS = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+C_TYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long long": np.int64,
+           "unsigned int": np.uint32}
+
+_mode = os.environ.get("MINRAN_KERNELS", "auto")
+
+
+class KernelError(RuntimeError):
+    """A kernel could not be compiled, launched, or was called with the wrong arguments."""
+
+
+# ---- the switch ---------------------------------------------------------------------------
+def mode():
+    return _mode
+
+
+@contextlib.contextmanager
+def use(new_mode):
+    """'auto': kernels on the GPU, NumPy on the CPU (the default); 'off': no kernels anywhere;
+    'emulate': kernels on the GPU, and on NumPy arrays through the CPU emulator."""
+    global _mode
+    if new_mode not in MODES:
+        raise ValueError(f"kernels.use: mode must be one of {MODES}, got {new_mode!r}")
+    previous, _mode = _mode, new_mode
+    try:
+        yield
+    finally:
+        _mode = previous
+
+
+def active(array):
+    """Should an op run its CUDA twin on this array?"""
+    if _mode == "off":
+        return False
+    if backend.device_of(array) == "gpu":
+        return True
+    return _mode == "emulate" and isinstance(array, np.ndarray)
+
+
+def contiguous(array):
+    """Kernels index arrays as flat C-ordered memory: copy only what is not already so."""
+    return backend.array_module(array).ascontiguousarray(array)
+
+
+# ---- reading a .cu file -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    ctype: str   # as written, with the template parameter: 'const T*', 'int', 'T'
+    name: str
+
+    def resolved(self, element):
+        """The C type once T is `element` ('float' or 'double')."""
+        return re.sub(r"\bT\b", element, self.ctype)
+
+    @property
+    def pointer(self):
+        return self.ctype.endswith("*")
+
+
+_KERNEL = re.compile(r"(template\s*<\s*typename\s+T\s*>\s*)?__global__\s+void\s+(\w+)\s*\(([^)]*)\)")
+
+
+def parse(source, path="<source>"):
+    """{kernel name: [Param, ...]} for every __global__ function, in source order."""
+    source = re.sub(r"//[^\n]*|/\*.*?\*/", "", source, flags=re.S)
+    kernels = {}
+    for template, name, params in _KERNEL.findall(source):
+        if not template:
+            raise KernelError(f"{path}: kernel {name} must be a template over its element type "
+                              f"(template <typename T> __global__ void {name}(...))")
+        parsed = []
+        for text in params.split(","):
+            words = text.replace("__restrict__", "").replace("*", " * ").split()
+            ctype = " ".join(words[:-1]).replace(" *", "*")
+            parsed.append(Param(ctype, words[-1]))
+            if parsed[-1].resolved("float").replace("const ", "").rstrip("*") not in C_TYPES:
+                raise KernelError(f"{path}: kernel {name} parameter {text.strip()!r} has a type "
+                                  f"the launcher cannot pass; use T, int, long long, "
+                                  f"unsigned int or pointers to them")
+        kernels[name] = parsed
+    return kernels
+
+
+def compile_options(include_dir):
+    """What both compilers get: the language, the block size, and the .cu folder for includes."""
+    return ("-std=c++17", f"-DMINRAN_BLOCK={BLOCK}", f"-I{include_dir}")
+
+
+def included_files(path):
+    """The .cu file and every header it includes with "..." (for cache keys)."""
+    path = pathlib.Path(path)
+    found, todo = [], [path]
+    while todo:
+        file = todo.pop()
+        if file in found:
+            continue
+        found.append(file)
+        for name in re.findall(r'^\s*#\s*include\s+"([^"]+)"', file.read_text(), re.M):
+            todo.append(file.parent / name)
+    return found
+
+
+def all_sources():
+    """The CUDA twin of every op file in minran, as the op modules hold them."""
+    package = pathlib.Path(__file__).resolve().parents[1]
+    sources = []
+    for path in sorted(package.rglob("*.cu")):
+        module = ".".join(("minran",) + path.relative_to(package).with_suffix("").parts)
+        sources.append(importlib.import_module(module).CUDA)
+    return sources
+
+
+# ---- one .cu twin -------------------------------------------------------------------------
+class Source:
+    """The CUDA twin of one op file: its kernels, compiled on first use per device."""
+
+    def __init__(self, op_file):
+        self.path = pathlib.Path(op_file).with_suffix(".cu")
+        self.kernels = parse(self.path.read_text(), self.path)
+        self._modules = {}
+
+    def __repr__(self):
+        return f"Source({self.path.name}: {', '.join(self.kernels)})"
+
+    def name_expressions(self):
+        """Every instantiation, as NVRTC and CuPy name them: 'im2col<float>', ..."""
+        return [f"{name}<{element}>" for name in self.kernels
+                for element in INSTANTIATIONS.values()]
+
+    def module(self, device):
+        """The compiled module for 'gpu' (cupy.RawModule) or 'emulator' (emulator.Module)."""
+        if device not in self._modules:
+            options = compile_options(self.path.parent)
+            if device == "gpu":
+                self._modules[device] = backend.cupy.RawModule(
+                    code=self.path.read_text(), options=options,
+                    name_expressions=self.name_expressions())
+            else:
+                from . import emulator
+                self._modules[device] = emulator.Module(self.path, options,
+                                                        self.name_expressions())
+        return self._modules[device]
+
+    def launch(self, name, *args, threads=None, blocks=None):
+        """Start `threads` threads (or `blocks` blocks) of kernel `name` on `args`."""
+        if (threads is None) == (blocks is None):
+            raise KernelError(f"{name}: give threads= or blocks=, not both or neither")
+        if name not in self.kernels:
+            raise KernelError(f"{self.path.name} has no kernel {name!r}; it has "
+                              f"{', '.join(self.kernels)}")
+        params = self.kernels[name]
+        if len(args) != len(params):
+            raise KernelError(f"{name}: takes {len(params)} arguments "
+                              f"({', '.join(p.name for p in params)}), got {len(args)}")
+        arrays = [a for p, a in zip(params, args) if p.pointer]
+        device = backend.device_of(arrays[0])
+        element = _element_type(name, params, args)
+        values = tuple(_argument(f"{name}<{element}>", i, p, a, element, device)
+                       for i, (p, a) in enumerate(zip(params, args)))
+        if blocks is None:
+            blocks = -(-int(threads) // BLOCK)
+        if blocks == 0:
+            return   # nothing to do (an empty batch): CUDA rejects an empty grid
+        function = self.module("gpu" if device == "gpu" else "emulator").get_function(
+            f"{name}<{element}>")
+        function((int(blocks),), (BLOCK,), values)
+
+
+def _element_type(name, params, args):
+    """T is the dtype of the arrays the kernel declares as T*; they must all agree."""
+    dtypes = {np.dtype(a.dtype) for p, a in zip(params, args)
+              if p.pointer and re.search(r"\bT\b", p.ctype) and hasattr(a, "dtype")}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in INSTANTIATIONS:
+        raise KernelError(f"{name}: its T* arrays must all be float32 or all float64, got "
+                          f"{sorted(map(str, dtypes))}; convert them at the op boundary")
+    return INSTANTIATIONS[dtypes.pop()]
+
+
+def _argument(kernel, index, param, value, element, device):
+    """The value exactly as the parameter's C type needs it, or a KernelError saying why not."""
+    ctype = param.resolved(element)
+    where = f"{kernel}: argument {index} ({ctype} {param.name})"
+    if param.pointer:
+        base = ctype.replace("const ", "").rstrip("*")
+        if not hasattr(value, "dtype") or not hasattr(value, "flags"):
+            raise KernelError(f"{where} must be an array, got {type(value).__name__}")
+        if backend.device_of(value) != device:
+            raise KernelError(f"{where} is on {backend.device_of(value)} but the kernel's "
+                              f"other arrays are on {device}")
+        if value.dtype != C_TYPES[base]:
+            raise KernelError(f"{where} must have dtype {np.dtype(C_TYPES[base])}, got "
+                              f"{value.dtype}")
+        if not value.flags.c_contiguous:
+            raise KernelError(f"{where} must be C-contiguous, got strides {value.strides}; "
+                              f"pass kernels.contiguous(array)")
+        if not ctype.startswith("const") and not value.flags.writeable:
+            raise KernelError(f"{where} is written by the kernel but the array is read-only")
+        return value
+    wanted = C_TYPES[ctype]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise KernelError(f"{where} must be a number, got {type(value).__name__}")
+    if isinstance(value, np.number) and value.dtype != wanted:
+        raise KernelError(f"{where} got a {value.dtype} scalar; pass a Python number or "
+                          f"{np.dtype(wanted)}")
+    if np.issubdtype(wanted, np.integer):
+        if isinstance(value, (float, np.floating)):
+            raise KernelError(f"{where} must be an integer, got {value!r}")
+        info = np.iinfo(wanted)
+        if not info.min <= int(value) <= info.max:
+            raise KernelError(f"{where} = {int(value)} does not fit in {ctype}; the sizes are "
+                              f"too large for this kernel")
+    return wanted(value)

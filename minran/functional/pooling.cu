@@ -1,0 +1,96 @@
+// The CUDA twin of pooling.py: max and average pooling, forward and backward. Kernel
+// offsets k = i * kw + j number a window in row order, as pooling.py's loop does.
+#include "common.cuh"
+
+// One thread per output pixel: the window's maximum, and which offset k holds it. Padding
+// counts as -inf and only a strictly larger value takes over, so the first maximum in row
+// order wins, exactly as in pooling.py (whose backward sends the gradient there).
+template <typename T>
+__global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ out,
+                                   int* __restrict__ argmax, int N, int C, int H, int W,
+                                   int kh, int kw, int sh, int sw, int ph, int pw, int Ho,
+                                   int Wo) {
+    long long index = global_index();
+    if (index >= (long long)N * C * Ho * Wo) return;
+    int ow = (int)(index % Wo), oh = (int)(index / Wo % Ho);
+    const T* plane = x + index / ((long long)Wo * Ho) * H * W;
+    T best = negative_infinity<T>();
+    int best_k = 0;
+    for (int i = 0; i < kh; ++i) {
+        for (int j = 0; j < kw; ++j) {
+            int h = oh * sh + i - ph, w = ow * sw + j - pw;
+            T value = (h >= 0 && h < H && w >= 0 && w < W) ? plane[h * W + w] : negative_infinity<T>();
+            if (i + j == 0 || value > best) {
+                best = value;
+                best_k = i * kw + j;
+            }
+        }
+    }
+    out[index] = best;
+    argmax[index] = best_k;
+}
+
+// One thread per input pixel: gathers the gradient of every output whose window chose it.
+// The windows are visited in the order of their offset k, as pooling.py adds them.
+template <typename T>
+__global__ void max_pool2d_backward(const T* __restrict__ g, const int* __restrict__ argmax,
+                                    T* __restrict__ gx, int N, int C, int H, int W, int kh,
+                                    int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
+    long long index = global_index();
+    if (index >= (long long)N * C * H * W) return;
+    int w = (int)(index % W), h = (int)(index / W % H);
+    long long plane = index / ((long long)W * H) * Ho * Wo;
+    T sum = T(0);
+    for (int i = 0; i < kh; ++i) {
+        int oh_strided = h + ph - i;
+        if (oh_strided < 0 || oh_strided % sh != 0 || oh_strided / sh >= Ho) continue;
+        for (int j = 0; j < kw; ++j) {
+            int ow_strided = w + pw - j;
+            if (ow_strided < 0 || ow_strided % sw != 0 || ow_strided / sw >= Wo) continue;
+            long long o = plane + (long long)(oh_strided / sh) * Wo + ow_strided / sw;
+            if (argmax[o] == i * kw + j) sum += g[o];
+        }
+    }
+    gx[index] = sum;
+}
+
+// One thread per output pixel: the window's sum over kh * kw, padding counted as zeros.
+template <typename T>
+__global__ void avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ out, int N, int C,
+                                   int H, int W, int kh, int kw, int sh, int sw, int ph,
+                                   int pw, int Ho, int Wo) {
+    long long index = global_index();
+    if (index >= (long long)N * C * Ho * Wo) return;
+    int ow = (int)(index % Wo), oh = (int)(index / Wo % Ho);
+    const T* plane = x + index / ((long long)Wo * Ho) * H * W;
+    T sum = T(0);
+    for (int i = 0; i < kh; ++i) {
+        for (int j = 0; j < kw; ++j) {
+            int h = oh * sh + i - ph, w = ow * sw + j - pw;
+            if (h >= 0 && h < H && w >= 0 && w < W) sum += plane[h * W + w];
+        }
+    }
+    out[index] = sum / T(kh * kw);
+}
+
+// One thread per input pixel: every window that covers it passes back g / (kh * kw).
+template <typename T>
+__global__ void avg_pool2d_backward(const T* __restrict__ g, T* __restrict__ gx, int N, int C,
+                                    int H, int W, int kh, int kw, int sh, int sw, int ph,
+                                    int pw, int Ho, int Wo) {
+    long long index = global_index();
+    if (index >= (long long)N * C * H * W) return;
+    int w = (int)(index % W), h = (int)(index / W % H);
+    long long plane = index / ((long long)W * H) * Ho * Wo;
+    T sum = T(0);
+    for (int i = 0; i < kh; ++i) {
+        int oh_strided = h + ph - i;
+        if (oh_strided < 0 || oh_strided % sh != 0 || oh_strided / sh >= Ho) continue;
+        for (int j = 0; j < kw; ++j) {
+            int ow_strided = w + pw - j;
+            if (ow_strided < 0 || ow_strided % sw != 0 || ow_strided / sw >= Wo) continue;
+            sum += g[plane + (long long)(oh_strided / sh) * Wo + ow_strided / sw] / T(kh * kw);
+        }
+    }
+    gx[index] = sum;
+}

@@ -1,0 +1,214 @@
+"""Every kernel against its NumPy twin, forward and backward, on hypothesis-drawn shapes.
+
+Each test runs on every tier in TIERS (the emulator on the CPU; the GPU when there is one).
+Shapes are drawn with rectangular kernels, unequal strides and paddings, non-square and
+odd sizes, one-element edges, and totals that are not multiples of the block size (and
+span several blocks). Max pooling, im2col/col2im, average pooling, ReLU and the attention
+combine must agree exactly; the rest to rounding.
+"""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import minran.functional as F
+from minran import Tensor, backend
+from minran.cuda import kernels
+from minran.optim import SGD
+
+from .tiers import DTYPES, TIERS, assert_twins_agree, on, tolerance
+
+seeds = st.integers(0, 2**16)
+dtypes = st.sampled_from(DTYPES)
+
+
+def normal(shape, seed, dtype):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@st.composite
+def windows(draw, pooling):
+    """(x shape, kernel, stride, padding) of a valid 2-D window op."""
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    limit = (kernel[0] // 2, kernel[1] // 2) if pooling else (2, 2)
+    padding = (draw(st.integers(0, limit[0])), draw(st.integers(0, limit[1])))
+    assume(kernel[0] <= H + 2 * padding[0] and kernel[1] <= W + 2 * padding[1])
+    return (N, C, H, W), kernel, stride, padding
+
+
+def with_ties(shape, seed, dtype, ties):
+    """Small integers when `ties` (so windows hold equal maxima), else normal values."""
+    if ties:
+        return np.random.default_rng(seed).integers(-2, 3, shape).astype(dtype)
+    return normal(shape, seed, dtype)
+
+
+# ---- convolution ---------------------------------------------------------------------------
+@pytest.mark.parametrize("tier", TIERS)
+@given(windows(pooling=False), seeds, dtypes)
+def test_im2col_and_col2im_exact(tier, window, seed, dtype):
+    shape, kernel, stride, padding = window
+    x = normal(shape, seed, dtype)
+    with on("numpy"):
+        cols = F.im2col(x, kernel, stride, padding)
+        back = F.col2im(cols, shape, kernel, stride, padding)
+    with on(tier) as put:
+        got_cols = backend.to_numpy(F.im2col(put(x), kernel, stride, padding))
+        got_back = backend.to_numpy(F.col2im(put(cols), shape, kernel, stride, padding))
+    np.testing.assert_array_equal(got_cols, cols)
+    np.testing.assert_array_equal(got_back, back)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(windows(pooling=False), st.integers(1, 3), st.booleans(), seeds, dtypes)
+def test_conv2d(tier, window, out_channels, bias, seed, dtype):
+    shape, kernel, stride, padding = window
+    x = normal(shape, seed, dtype)
+    w = normal((out_channels, shape[1]) + kernel, seed + 1, dtype)
+    inputs = [x, w] + ([normal(out_channels, seed + 2, dtype)] if bias else [])
+    assert_twins_agree(tier, lambda x, w, *b: F.conv2d(x, w, *b, stride=stride, padding=padding),
+                       inputs, seed=seed)
+
+
+# ---- pooling -------------------------------------------------------------------------------
+@pytest.mark.parametrize("tier", TIERS)
+@given(windows(pooling=True), st.booleans(), seeds, dtypes)
+def test_max_pool2d_exact(tier, window, ties, seed, dtype):
+    shape, kernel, stride, padding = window
+    x = with_ties(shape, seed, dtype, ties)
+    assert_twins_agree(tier, lambda x: F.max_pool2d(x, kernel, stride, padding), [x],
+                       exact=True, seed=seed)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(windows(pooling=True), seeds, dtypes)
+def test_avg_pool2d_exact(tier, window, seed, dtype):
+    shape, kernel, stride, padding = window
+    assert_twins_agree(tier, lambda x: F.avg_pool2d(x, kernel, stride, padding),
+                       [normal(shape, seed, dtype)], exact=True, seed=seed)
+
+
+# ---- upsampling ----------------------------------------------------------------------------
+@pytest.mark.parametrize("tier", TIERS)
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9),
+       st.integers(1, 12), st.integers(1, 12), st.booleans(), seeds, dtypes)
+def test_upsample_bilinear(tier, N, C, H, W, Ho, Wo, align_corners, seed, dtype):
+    """Up and down, odd sizes, one-pixel inputs and outputs, both corner conventions."""
+    assert_twins_agree(tier, lambda x: F.upsample_bilinear(x, (Ho, Wo), align_corners),
+                       [normal((N, C, H, W), seed, dtype)], seed=seed)
+
+
+# ---- batch norm ----------------------------------------------------------------------------
+@pytest.mark.parametrize("tier", TIERS)
+@given(st.integers(2, 4), st.integers(1, 5), st.sampled_from([(), (1, 1), (3, 5), (6, 7)]),
+       st.booleans(), st.booleans(), seeds, dtypes)
+def test_batch_norm(tier, N, C, spatial, training, relu, seed, dtype):
+    shape = (N, C) + spatial
+    x = normal(shape, seed, dtype) * 3 + 1
+    w, b = normal(C, seed + 1, dtype), normal(C, seed + 2, dtype)
+    stats = {}
+    for where in (tier, "numpy"):
+        rm, rv = np.linspace(-1, 1, C).astype(dtype), np.linspace(0.5, 2, C).astype(dtype)
+        with on(where) as put:
+            stats[where] = (put(rm), put(rv))
+    running = {}
+
+    def op(x, w, b):
+        where = "numpy" if kernels.mode() == "off" else tier
+        rm, rv = stats[where]
+        running[where] = (rm, rv)
+        return F.batch_norm(x, w, b, rm, rv, training, relu=relu)
+    assert_twins_agree(tier, op, [x, w, b], seed=seed)
+    for got, want in zip(running[tier], running["numpy"]):   # updated in place in training
+        np.testing.assert_allclose(backend.to_numpy(got), want, **tolerance(dtype))
+
+
+# ---- activations and the attention module's ops --------------------------------------------
+shapes = st.lists(st.integers(1, 7), min_size=1, max_size=4).map(tuple)
+maps = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 9), st.integers(1, 9))
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(shapes, seeds, dtypes)
+def test_relu_exact(tier, shape, seed, dtype):
+    assert_twins_agree(tier, F.relu, [with_ties(shape, seed, dtype, True)], exact=True, seed=seed)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(shapes, seeds, dtypes)
+def test_sigmoid(tier, shape, seed, dtype):
+    x = normal(shape, seed, dtype) * 20   # far into both tails
+    assert_twins_agree(tier, F.sigmoid, [x], seed=seed)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(shapes, st.booleans(), seeds, dtypes)
+def test_attention_combine_exact(tier, shape, residual, seed, dtype):
+    m, t = normal(shape, seed, dtype), normal(shape, seed + 1, dtype)
+    assert_twins_agree(tier, lambda m, t: F.attention_combine(m, t, residual), [m, t],
+                       exact=True, seed=seed)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(maps, st.booleans(), seeds, dtypes)
+def test_channel_normalize(tier, shape, zero_positions, seed, dtype):
+    x = normal(shape, seed, dtype)
+    if zero_positions:   # where the norm is clamped at eps
+        x[..., 0, :] = 0
+    assert_twins_agree(tier, F.channel_normalize, [x], seed=seed)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(maps, seeds, dtypes)
+def test_spatial_normalize(tier, shape, seed, dtype):
+    assume(shape[2] * shape[3] > 1)   # a one-pixel map has no spread to normalise by
+    x = normal(shape, seed, dtype) * 2 + 3
+    assert_twins_agree(tier, F.spatial_normalize, [x], seed=seed)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@given(st.integers(1, 40), st.integers(1, 12), seeds, dtypes)
+def test_cross_entropy(tier, N, K, seed, dtype):
+    labels = np.random.default_rng(seed).integers(0, K, N)
+    logits = normal((N, K), seed, dtype) * 10
+    assert_twins_agree(tier, lambda z: F.cross_entropy(z, labels), [logits], seed=seed)
+
+
+# ---- the optimiser -------------------------------------------------------------------------
+@pytest.mark.parametrize("tier", TIERS)
+@given(st.integers(1, 700), st.sampled_from([(0.0, False), (0.9, False), (0.9, True)]),
+       st.sampled_from([0.0, 1e-4, 0.1]), seeds, dtypes)
+def test_sgd_update(tier, size, momentum_nesterov, weight_decay, seed, dtype):
+    momentum, nesterov = momentum_nesterov
+    results = {}
+    for where in (tier, "numpy"):
+        with on(where) as put:
+            p = Tensor(put(normal(size, seed, dtype)), requires_grad=True)
+            opt = SGD([p], lr=0.05, momentum=momentum, nesterov=nesterov,
+                      weight_decay=weight_decay)
+            for step in range(3):   # the first step starts the momentum buffer
+                p.grad = Tensor(put(normal(size, seed + step + 1, dtype)))
+                opt.step()
+            results[where] = (backend.to_numpy(p.data),
+                              [backend.to_numpy(b) for b in opt.buffers if b is not None])
+    np.testing.assert_allclose(results[tier][0], results["numpy"][0], **tolerance(dtype))
+    for got, want in zip(results[tier][1], results["numpy"][1]):
+        np.testing.assert_allclose(got, want, **tolerance(dtype))
+
+
+# ---- the switch ----------------------------------------------------------------------------
+@pytest.mark.emulated
+def test_the_switch_decides_which_twin_runs(monkeypatch):
+    """'off' never launches; 'emulate' launches on NumPy arrays; 'auto' only on GPU arrays."""
+    launched = []
+    monkeypatch.setattr(kernels.Source, "launch",
+                        lambda self, name, *a, **k: launched.append(name))
+    x = Tensor(np.ones((1, 1, 4, 4), np.float32))
+    for mode, expected in (("off", []), ("auto", []), ("emulate", ["max_pool2d_forward"])):
+        launched.clear()
+        with kernels.use(mode):
+            F.max_pool2d(x, 2)   # (the stubbed launch leaves the output unwritten)
+        assert launched == expected, mode
