@@ -42,6 +42,9 @@ C_TYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long lon
            "unsigned int": np.uint32}
 
 _mode = os.environ.get("MINRAN_KERNELS", "auto")
+if _mode not in MODES:
+    raise ValueError(f"MINRAN_KERNELS={_mode!r}: use one of {', '.join(MODES)} (auto: kernels on "
+                     f"the GPU; off: the plain CuPy/NumPy code; emulate: also on the CPU)")
 
 
 class KernelError(RuntimeError):

@@ -212,3 +212,21 @@ def test_the_switch_decides_which_twin_runs(monkeypatch):
         with kernels.use(mode):
             F.max_pool2d(x, 2)   # (the stubbed launch leaves the output unwritten)
         assert launched == expected, mode
+
+
+def test_gpu_arrays_take_the_kernel_path_unless_switched_off(monkeypatch):
+    """What `train_cifar.py --device gpu` relies on: on device arrays every op launches its
+    kernel by default (MINRAN_KERNELS=off or kernels.use('off') for the plain CuPy path)."""
+    x = np.ones(3, np.float32)
+    monkeypatch.setattr(backend, "device_of", lambda array: "gpu")
+    assert kernels.mode() == "auto"
+    assert kernels.active(x)
+    with kernels.use("off"):
+        assert not kernels.active(x)
+    monkeypatch.setattr(backend, "device_of", lambda array: "cpu")
+    assert not kernels.active(x)
+    with kernels.use("emulate"):
+        assert kernels.active(x)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        with kernels.use("on"):
+            pass
