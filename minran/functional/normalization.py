@@ -1,5 +1,6 @@
 """Batch normalisation (with the ReLU that follows it optionally fused in), and the shared
 normalise step the spatial attention mask reuses. CUDA twin: normalization.cu."""
+from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
@@ -15,8 +16,8 @@ def _normalize_backward(g, xhat, scale, g_sum, g_xhat_sum, n, out=None):
 
     with the sums over the n normalised values, passed in because callers often have them
     already (batch norm's are its bias and weight gradients, and its s is the weight; the
-    spatial mask has s = 1). `out` may be `xhat` itself when this is its last use, which
-    saves a full-size temporary.
+    spatial mask has s = 1). `out` may be `xhat` itself when this is its last use, or the
+    caller's slice of the result; either saves a temporary.
     """
     xp = array_module(g)
     gx = xp.multiply(xhat, g_xhat_sum / n, out=out)
@@ -96,39 +97,84 @@ def _channels(a, ndim):
 
 def _statistics(x):
     """Per-channel mean and biased variance, in two passes: the mean, then the squares about
-    it (no E[x^2] - E[x]^2 cancellation)."""
+    it (no E[x^2] - E[x]^2 cancellation). Each slice of the batch is summed on its own, on
+    every core (minran/parallel.py), and the C-long partial sums are added in slice order."""
     xp = array_module(x)
     n = x.size // x.shape[1]
-    mean = (_per_channel(xp, x) / n).astype(x.dtype, copy=False)
-    centred = x - _channels(mean, x.ndim)
-    return mean, (_per_channel(xp, centred, centred) / n).astype(x.dtype, copy=False)
+    parts = parallel.slices(x)
+    mean = (_total(parallel.run(lambda s: _per_channel(xp, x[s]), parts)) / n).astype(x.dtype, copy=False)
+    m = _channels(mean, x.ndim)
+
+    def squares(s):
+        centred = x[s] - m      # one slice at a time: the temporary stays in the cache
+        return _per_channel(xp, centred, centred)
+    return mean, (_total(parallel.run(squares, parts)) / n).astype(x.dtype, copy=False)
+
+
+def _total(partial_sums):
+    """The sum of the slices' per-channel sums, always in slice order (bit-reproducible)."""
+    total = partial_sums[0]
+    for part in partial_sums[1:]:
+        total = total + part
+    return total
 
 
 def _forward(x, mean, inv_std, w, b, relu):
-    xhat = x - _channels(mean, x.ndim)
-    xhat *= _channels(inv_std, x.ndim)
-    out = xhat * _channels(w, x.ndim)   # xhat is not kept: the backward rebuilds it from x,
-    out += _channels(b, x.ndim)         # one pass, where keeping it costs a copy of x
-    if relu:
-        array_module(x).maximum(out, 0, out=out)
-    return out.astype(x.dtype, copy=False)
+    """out = w * (x - mean) / std + b, computed as out = x * a + c with a = w / std and
+    c = b - mean * a: one multiply and one add per value (PyTorch's CPU batch norm folds it
+    the same way), then the ReLU in place; slice by slice on every core."""
+    xp = array_module(x)
+    a = inv_std * w
+    a, c = _channels(a, x.ndim), _channels(b - mean * a, x.ndim)
+    out = xp.empty_like(x)
+
+    def normalise(s):
+        o = out[s]
+        xp.multiply(x[s], a, out=o)
+        o += c
+        if relu:
+            xp.maximum(o, 0, out=o)
+    parallel.run(normalise, parallel.slices(x))
+    return out
 
 
 def _backward(g, x, out, mean, inv_std, w, training, relu):
+    """The input, weight and bias gradients in two passes over each slice of the batch.
+
+    With gr the gradient reaching the normalisation (g, or g where the ReLU let it through),
+    gb = sum(gr) and gw = sum(gr * xhat) over the n values of each channel, and
+
+        gx = w / std * (gr - gb / n - xhat * gw / n)        (lesson 7 writes it out plainly)
+
+    The first pass takes the two sums (from x - mean, one slice at a time: x-hat is never
+    stored) and leaves gr in gx; the second turns gx into the input gradient in place, as
+    gr * (w / std) + (x - mean) * k + c with k and c per channel.
+    """
     xp = array_module(g)
-    if relu:
-        g = g * (out > 0)
-    xhat = x - _channels(mean, x.ndim)
-    xhat *= _channels(inv_std, x.ndim)
-    g_sum = _per_channel(xp, g)              # = the bias gradient
-    g_xhat_sum = _per_channel(xp, g, xhat)   # = the weight gradient
-    scale = _channels(inv_std * w, x.ndim)
-    if not training:
-        return g * scale, g_xhat_sum, g_sum
-    # The gradient reaching xhat is g * w, and its two sums are w * gb and w * gw, so the w
-    # comes out as a factor: gx = w / std * (g - gb / n - xhat * gw / n).
-    gx = _normalize_backward(g, xhat, scale, _channels(g_sum, x.ndim),
-                             _channels(g_xhat_sum, x.ndim), x.size // x.shape[1], out=xhat)
+    parts = parallel.slices(x)
+    m = _channels(mean, x.ndim)
+    gx = xp.empty_like(x)
+
+    def sums(s):
+        gr = xp.multiply(g[s], out[s] > 0, out=gx[s]) if relu else g[s]
+        return _per_channel(xp, gr), _per_channel(xp, gr, x[s] - m)
+    partial = parallel.run(sums, parts)
+    g_sum = _total([p[0] for p in partial])                   # = the bias gradient
+    g_xhat_sum = _total([p[1] for p in partial]) * inv_std    # = the weight gradient
+    scale = inv_std * w
+    n = x.size // x.shape[1]
+    k = _channels(-scale * inv_std * g_xhat_sum / n, x.ndim)
+    c = _channels(-scale * g_sum / n, x.ndim)
+    scale = _channels(scale, x.ndim)
+
+    def input_gradient(s):
+        o = xp.multiply(gx[s] if relu else g[s], scale, out=gx[s])
+        if training:
+            centred = x[s] - m
+            centred *= k
+            o += centred
+            o += c
+    parallel.run(input_gradient, parts)
     return gx, g_xhat_sum, g_sum
 
 
