@@ -95,6 +95,15 @@ def _channels(a, ndim):
     return a.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _image(a, x):
+    """A (C,) array written out as one whole image, (1, C[, H, W]): combined with a slice of
+    x it broadcasts over the images only, and NumPy's loops run over C*H*W contiguous values
+    of both arrays. With the (1, C, 1, 1) shape NumPy's inner loop is one image row against
+    one number, which its fast (SIMD) loops do not take: up to twice as slow here."""
+    xp = array_module(x)
+    return xp.ascontiguousarray(xp.broadcast_to(_channels(a, x.ndim), (1,) + x.shape[1:]))
+
+
 def _statistics(x):
     """Per-channel mean and biased variance, in two passes: the mean, then the squares about
     it (no E[x^2] - E[x]^2 cancellation). Each slice of the batch is summed on its own, on
@@ -102,8 +111,9 @@ def _statistics(x):
     xp = array_module(x)
     n = x.size // x.shape[1]
     parts = parallel.slices(x)
-    mean = (_total(parallel.run(lambda s: _per_channel(xp, x[s]), parts)) / n).astype(x.dtype, copy=False)
-    m = _channels(mean, x.ndim)
+    mean = _total(parallel.run(lambda s: _per_channel(xp, x[s]), parts)) / n
+    mean = mean.astype(x.dtype, copy=False)
+    m = _image(mean, x)
 
     def squares(s):
         centred = x[s] - m      # one slice at a time: the temporary stays in the cache
@@ -125,7 +135,7 @@ def _forward(x, mean, inv_std, w, b, relu):
     the same way), then the ReLU in place; slice by slice on every core."""
     xp = array_module(x)
     a = inv_std * w
-    a, c = _channels(a, x.ndim), _channels(b - mean * a, x.ndim)
+    a, c = _image(a, x), _image(b - mean * a, x)
     out = xp.empty_like(x)
 
     def normalise(s):
@@ -152,7 +162,7 @@ def _backward(g, x, out, mean, inv_std, w, training, relu):
     """
     xp = array_module(g)
     parts = parallel.slices(x)
-    m = _channels(mean, x.ndim)
+    m = _image(mean, x)
     gx = xp.empty_like(x)
 
     def sums(s):
@@ -163,12 +173,12 @@ def _backward(g, x, out, mean, inv_std, w, training, relu):
     g_xhat_sum = _total([p[1] for p in partial]) * inv_std    # = the weight gradient
     scale = inv_std * w
     n = x.size // x.shape[1]
-    k = _channels(-scale * inv_std * g_xhat_sum / n, x.ndim)
-    c = _channels(-scale * g_sum / n, x.ndim)
-    scale = _channels(scale, x.ndim)
+    k = _image(-scale * inv_std * g_xhat_sum / n, x)
+    c = _image(-scale * g_sum / n, x)
+    scale = _image(scale, x)
 
     def input_gradient(s):
-        o = xp.multiply(gx[s] if relu else g[s], scale, out=gx[s])
+        o = xp.multiply(gx[s] if relu else g[s], scale, out=gx[s])   # in place with the ReLU
         if training:
             centred = x[s] - m
             centred *= k
