@@ -6,7 +6,14 @@
 Times a full training step (forward, backward, SGD with Nesterov momentum and weight decay)
 and inference (eval mode, no graph) after warm-up, over --steps steps, and reports the
 median ms/step, images/s and peak memory (host RSS on the CPU, the CuPy pool's peak on the
-GPU). Both frameworks run in the same process, one after the other, same batch and dtype.
+GPU). Each framework runs in its own child process (so each peak memory is its own), one
+after the other, on the same batch and dtype.
+
+Threads on the CPU: minran splits each op's batch over --threads threads (minran/parallel.py,
+default: every core) and, as train_cifar.py trains, gives NumPy's OpenBLAS one thread each
+(--blas-threads, default 1; OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or MKL_NUM_THREADS in the
+environment choose instead). PyTorch uses its own default, one thread per core, unless
+--torch-threads says. The header line of the output says what each used.
 """
 import argparse
 import json
@@ -42,6 +49,14 @@ def timed(fn, steps, warmup, sync=lambda: None):
     return statistics.median(times)
 
 
+def threads_line():
+    """What this minran child runs on, for the output's header."""
+    from minran import backend, parallel
+    blas = getattr(backend, "blas_threads", lambda: None)()
+    blas = blas if blas is not None else os.environ.get("OPENBLAS_NUM_THREADS", "?")
+    return f"minran {parallel.threads()} threads, {blas} BLAS"
+
+
 def bench_minran(args):
     minran.manual_seed(0)
     model = minran.models.build_model(args.arch).to(device=args.device, dtype=args.dtype)
@@ -72,7 +87,7 @@ def bench_minran(args):
     if args.device == "gpu":
         import cupy
         memory = cupy.get_default_memory_pool().total_bytes() / 2**20
-    return model.num_parameters(), train_s, infer_s, memory
+    return model.num_parameters(), train_s, infer_s, memory, threads_line()
 
 
 def bench_torch(args):
@@ -82,6 +97,8 @@ def bench_torch(args):
         return None
     sys.path.insert(0, os.path.dirname(__file__))
     from torch_reference import build
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -108,7 +125,8 @@ def bench_torch(args):
     model.eval()
     infer_s = timed(infer, args.steps, args.warmup, sync)
     memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb()
-    return sum(p.numel() for p in model.parameters()), train_s, infer_s, memory
+    return (sum(p.numel() for p in model.parameters()), train_s, infer_s, memory,
+            f"PyTorch {torch.__version__} {torch.get_num_threads()} threads")
 
 
 def profile(args):
@@ -152,13 +170,22 @@ def profile(args):
         print(f"{op:<20}{f:>12.1f}{b:>13.1f}{(f + b) / total / 10:>7.1f}%")
 
 
-def _in_child(argv, which):
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _in_child(argv, which, args):
     argv = sys.argv[1:] if argv is None else argv
+    env = dict(os.environ)
+    if which == "minran":   # set before the child imports NumPy, which reads them once
+        if args.threads:
+            env["MINRAN_THREADS"] = str(args.threads)
+        if args.blas_threads or not any(env.get(name) for name in BLAS_VARIABLES):
+            env["OPENBLAS_NUM_THREADS"] = str(args.blas_threads or 1)
     done = subprocess.run([sys.executable, __file__, *argv, "--only", which],
-                          capture_output=True, text=True, check=True)
-    line = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    result = json.loads(line[len("RESULT "):])
-    return None if result is None else tuple(result)
+                          capture_output=True, text=True, check=True, env=env)
+    lines = done.stdout.splitlines()
+    result = json.loads([l for l in lines if l.startswith("RESULT ")][-1][len("RESULT "):])
+    return None if result is None else tuple(result), [l for l in lines if not l.startswith("RESULT ")]
 
 
 def main(argv=None):
@@ -171,19 +198,25 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--profile", action="store_true", help="also print a per-op profile")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--threads", type=int, help="minran's threads (default: every core)")
+    p.add_argument("--blas-threads", type=int,
+                   help="OpenBLAS threads for minran (default 1, as train_cifar.py trains)")
+    p.add_argument("--torch-threads", type=int, help="PyTorch's threads (default: its own)")
     p.add_argument("--only", choices=["minran", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.only:  # a child process: one framework, so its peak memory is its own
         result = bench_minran(args) if args.only == "minran" else bench_torch(args)
         print("RESULT", json.dumps(result))
+        if args.profile and args.only == "minran":   # with the same threads as the timing
+            profile(args)
         return
-    mine = _in_child(argv, "minran")
-    theirs = None if args.no_torch else _in_child(argv, "torch")
+    mine, profile_lines = _in_child(argv, "minran", args)
+    theirs = None if args.no_torch else _in_child(argv, "torch", args)[0]
     print(f"{args.arch}, batch {args.batch}, {args.device}, {args.dtype}, median of {args.steps} steps "
-          f"after {args.warmup} warm-up")
+          f"after {args.warmup} warm-up; " + "; ".join(r[4] for r in (mine, theirs) if r))
     print(f"{'':<10}{'params':>12}{'train ms':>10}{'train img/s':>13}{'infer img/s':>13}{'peak MiB':>10}")
     rows = [("minran", mine)] + ([("pytorch", theirs)] if theirs else [])
-    for name, (params, train_s, infer_s, memory) in rows:
+    for name, (params, train_s, infer_s, memory, _) in rows:
         print(f"{name:<10}{params:>12,}{train_s * 1000:>10.0f}{args.batch / train_s:>13.1f}"
               f"{args.batch / infer_s:>13.1f}{memory:>10.0f}")
     if theirs:
@@ -193,7 +226,7 @@ def main(argv=None):
     else:
         print("(no PyTorch comparison: " + ("--no-torch given)" if args.no_torch else "torch is not installed)"))
     if args.profile:
-        profile(args)
+        print("\n".join(profile_lines))
 
 
 if __name__ == "__main__":

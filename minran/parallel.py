@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-SLICE_BYTES = 1 << 19   # about how much of the op's main array one slice holds (512 KiB)
+SLICE_BYTES = 1 << 18   # about how much of the op's main array one slice holds (256 KiB)
 
 
 def _default_threads():

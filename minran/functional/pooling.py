@@ -1,9 +1,12 @@
 """Max and average pooling, written as a loop over the kh*kw offsets of the window.
 
 Each offset (i, j) picks one strided view `x[:, :, i::s, j::s]` of the padded input: the
-window values of every output pixel at once. The backward adds into the same views. The
-CUDA twin (pooling.cu) turns the loop inside out: one thread per output pixel walks its
-window forward, and one thread per input pixel gathers from every window that covers it.
+window values of every output pixel at once. The backward adds into the same views. Max
+pooling clips each view to the image instead of padding a copy of x, runs slice by slice of
+the batch on every core, and keeps no argmax (its backward finds the winners again; lesson 6
+does it by hand). The CUDA twin (pooling.cu) turns the loop inside out: one thread per output
+pixel walks its window forward, and one thread per input pixel gathers from every window
+that covers it.
 """
 from .. import parallel
 from ..backend import array_module
@@ -88,7 +91,9 @@ def _clipped_windows(geometry):
 def _max_forward(x, geometry):
     """The window maxima, one np.maximum per kernel offset, slice by slice of the batch on
     every core. No argmax is kept: the backward finds each window's first maximum again from
-    x and the output, which the graph holds anyway."""
+    x and the output, which the graph holds anyway. (np.maximum passes a NaN on, as PyTorch
+    does; the CUDA twin's strict comparison skips a NaN after a window's first value, so the
+    twins agree exactly on inputs without NaN, which is what the kernel tests draw.)"""
     xp = array_module(x)
     N, C = geometry[:2]
     out = xp.full((N, C) + geometry[-2:], -xp.inf, dtype=x.dtype)   # padding is -inf
