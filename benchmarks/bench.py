@@ -5,7 +5,8 @@
 
 Times a full training step (forward, backward, SGD with Nesterov momentum and weight decay)
 and inference (eval mode, no graph) after warm-up, over --steps steps, and reports the
-median ms/step, images/s and peak memory (host RSS on the CPU, the CuPy pool's peak on the
+median ms/step, images/s, the median CPU time a training step takes (all threads together:
+the work, which waiting for a busy machine's cores does not inflate) and peak memory (host RSS on the CPU, the CuPy pool's peak on the
 GPU). Each framework runs in its own child process (so each peak memory is its own), one
 after the other, on the same batch and dtype.
 
@@ -37,16 +38,19 @@ def peak_rss_mb():
 
 
 def timed(fn, steps, warmup, sync=lambda: None):
+    """Median wall seconds per call, and median CPU seconds of the process per call (every
+    thread's; the work done, which other processes on a busy machine do not inflate)."""
     for _ in range(warmup):
         fn()
     sync()
-    times = []
+    times, cpu = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def threads_line():
@@ -80,14 +84,14 @@ def bench_minran(args):
         with no_grad():
             model(x)
     model.train()
-    train_s = timed(step, args.steps, args.warmup, sync)
+    train_s, train_cpu = timed(step, args.steps, args.warmup, sync)
     model.eval()
-    infer_s = timed(infer, args.steps, args.warmup, sync)
+    infer_s, _ = timed(infer, args.steps, args.warmup, sync)
     memory = peak_rss_mb()
     if args.device == "gpu":
         import cupy
         memory = cupy.get_default_memory_pool().total_bytes() / 2**20
-    return model.num_parameters(), train_s, infer_s, memory, threads_line()
+    return model.num_parameters(), train_s, infer_s, memory, threads_line(), train_cpu
 
 
 def bench_torch(args):
@@ -121,12 +125,12 @@ def bench_torch(args):
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model.train()
-    train_s = timed(step, args.steps, args.warmup, sync)
+    train_s, train_cpu = timed(step, args.steps, args.warmup, sync)
     model.eval()
-    infer_s = timed(infer, args.steps, args.warmup, sync)
+    infer_s, _ = timed(infer, args.steps, args.warmup, sync)
     memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb()
     return (sum(p.numel() for p in model.parameters()), train_s, infer_s, memory,
-            f"PyTorch {torch.__version__} {torch.get_num_threads()} threads")
+            f"PyTorch {torch.__version__} {torch.get_num_threads()} threads", train_cpu)
 
 
 def profile(args):
@@ -214,15 +218,17 @@ def main(argv=None):
     theirs = None if args.no_torch else _in_child(argv, "torch", args)[0]
     print(f"{args.arch}, batch {args.batch}, {args.device}, {args.dtype}, median of {args.steps} steps "
           f"after {args.warmup} warm-up; " + "; ".join(r[4] for r in (mine, theirs) if r))
-    print(f"{'':<10}{'params':>12}{'train ms':>10}{'train img/s':>13}{'infer img/s':>13}{'peak MiB':>10}")
+    print(f"{'':<10}{'params':>12}{'train ms':>10}{'train img/s':>13}{'infer img/s':>13}{'peak MiB':>10}"
+          f"{'train CPU ms':>14}")
     rows = [("minran", mine)] + ([("pytorch", theirs)] if theirs else [])
-    for name, (params, train_s, infer_s, memory, _) in rows:
+    for name, (params, train_s, infer_s, memory, _, train_cpu) in rows:
         print(f"{name:<10}{params:>12,}{train_s * 1000:>10.0f}{args.batch / train_s:>13.1f}"
-              f"{args.batch / infer_s:>13.1f}{memory:>10.0f}")
+              f"{args.batch / infer_s:>13.1f}{memory:>10.0f}{train_cpu * 1000:>14.0f}")
     if theirs:
         assert mine[0] == theirs[0], f"parameter counts differ: minran {mine[0]}, torch {theirs[0]}"
         print(f"ratio minran/pytorch: training {theirs[1] / mine[1]:.2f}, inference {theirs[2] / mine[2]:.2f} "
-              f"(same parameter count {mine[0]:,})")
+              f"(same parameter count {mine[0]:,}); CPU time per training step "
+              f"{theirs[5] / mine[5]:.2f}")
     else:
         print("(no PyTorch comparison: " + ("--no-torch given)" if args.no_torch else "torch is not installed)"))
     if args.profile:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import minran.functional as F
 from minran import Tensor, gradcheck, parallel
+from minran.functional import normalization
 
 from .helpers import randn
 
@@ -21,9 +22,9 @@ slice_bytes = st.sampled_from([1, 300, 1 << 30])
 
 @pytest.fixture(autouse=True)
 def restore_slices():
-    before = parallel.SLICE_BYTES
+    before = parallel.SLICE_BYTES, normalization.IMAGE_FROM
     yield
-    parallel.SLICE_BYTES = before
+    parallel.SLICE_BYTES, normalization.IMAGE_FROM = before
 
 
 def run_op(fn, inputs, seed, threads, slice_size):
@@ -170,8 +171,10 @@ def plain_batch_norm(x, w, b, training, relu, running, eps=1e-5):
 
 
 @given(st.integers(2, 5), st.integers(1, 4), st.sampled_from([(), (1, 1), (3, 2), (4, 5)]),
-       st.booleans(), st.booleans(), slice_bytes, seeds)
-def test_batch_norm_equals_the_plain_formula(N, C, spatial, training, relu, size, seed):
+       st.booleans(), st.booleans(), st.booleans(), slice_bytes, seeds)
+def test_batch_norm_equals_the_plain_formula(N, C, spatial, training, relu, image, size, seed):
+    # image: the per-channel numbers written out as whole images (as for large inputs)
+    normalization.IMAGE_FROM = 0 if image else 1 << 60
     inputs = [randn((N, C) + spatial, seed, scale=2.0, shift=1.0).data,
               randn((C,), seed + 1).data, randn((C,), seed + 2).data]
     running = {}
@@ -270,7 +273,7 @@ def test_the_sliced_paths_really_are_sliced_and_threaded(monkeypatch):
 
 @given(st.sampled_from(["conv", "conv_stride2", "bn", "bn_relu_eval", "pool"]), seeds)
 def test_gradcheck_through_the_sliced_paths(op, seed):
-    parallel.SLICE_BYTES = 1
+    parallel.SLICE_BYTES, normalization.IMAGE_FROM = 1, 0
     with parallel.using(3):
         x = randn((3, 2, 5, 4), seed, scale=2.0)
         if op.startswith("conv"):

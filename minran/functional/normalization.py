@@ -7,6 +7,7 @@ from ..tensor import Tensor
 from ._util import check_same
 
 CUDA = kernels.Source(__file__)
+IMAGE_FROM = 1 << 17
 
 
 def _normalize_backward(g, xhat, scale, g_sum, g_xhat_sum, n, out=None):
@@ -99,9 +100,13 @@ def _image(a, x):
     """A (C,) array written out as one whole image, (1, C[, H, W]): combined with a slice of
     x it broadcasts over the images only, and NumPy's loops run over C*H*W contiguous values
     of both arrays. With the (1, C, 1, 1) shape NumPy's inner loop is one image row against
-    one number, which its fast (SIMD) loops do not take: up to twice as slow here."""
-    xp = array_module(x)
-    return xp.ascontiguousarray(xp.broadcast_to(_channels(a, x.ndim), (1,) + x.shape[1:]))
+    one number, which its fast (SIMD) loops do not take: up to twice as slow here. Below
+    IMAGE_FROM values in x, writing the image out costs more than it saves."""
+    if x.size < IMAGE_FROM:
+        return _channels(a, x.ndim)
+    image = array_module(x).empty((1,) + x.shape[1:], dtype=x.dtype)
+    image[...] = _channels(a, x.ndim)   # (xp.broadcast_to costs ~30 us of Python per call)
+    return image
 
 
 def _statistics(x):
