@@ -5,10 +5,11 @@
 
 Times a full training step (forward, backward, SGD with Nesterov momentum and weight decay)
 and inference (eval mode, no graph) after warm-up, over --steps steps, and reports the
-median ms/step, images/s, the median CPU time a training step takes (all threads together:
-the work, which waiting for a busy machine's cores does not inflate) and peak memory (host RSS on the CPU, the CuPy pool's peak on the
-GPU). Each framework runs in its own child process (so each peak memory is its own), one
-after the other, on the same batch and dtype.
+median ms/step, images/s, peak memory (host RSS on the CPU, the CuPy pool's peak on the
+GPU) and the median CPU time of a training step (all threads together: the work done, which
+waiting for the cores of a busy machine does not inflate). Each framework runs in its own
+child process (so each peak memory is its own), one after the other, on the same batch and
+dtype.
 
 Threads on the CPU: minran splits each op's batch over --threads threads (minran/parallel.py,
 default: every core) and, as train_cifar.py trains, gives NumPy's OpenBLAS one thread each
@@ -189,7 +190,8 @@ def _in_child(argv, which, args):
                           capture_output=True, text=True, check=True, env=env)
     lines = done.stdout.splitlines()
     result = json.loads([l for l in lines if l.startswith("RESULT ")][-1][len("RESULT "):])
-    return None if result is None else tuple(result), [l for l in lines if not l.startswith("RESULT ")]
+    others = [line for line in lines if not line.startswith("RESULT ")]
+    return None if result is None else tuple(result), others
 
 
 def main(argv=None):

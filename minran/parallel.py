@@ -79,6 +79,15 @@ def slices(array, axis_bytes=None, target=None):
     return [slice(start, min(start + per, n)) for start in range(0, n, per)]
 
 
+def total(parts):
+    """The sum of the slices' partial results (per-channel sums, weight gradients), always
+    added in slice order, so it is the same bit for bit on any number of threads."""
+    result = parts[0]
+    for part in parts[1:]:
+        result = result + part
+    return result
+
+
 def elementwise(ufunc, *operands):
     """ufunc(*operands), slice by slice on every core when every operand is a number or a
     NumPy array of one shape (the network's activations); anything else is the plain call."""

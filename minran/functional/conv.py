@@ -147,15 +147,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
             else:
                 gx[s] = col2im(xp.matmul(w2.T, g2[s]), gx[s].shape, kernel, stride, padding)
             return gw_t
-        gw = _total(parallel.run(slice_backward, parts)).T.reshape(w.shape)
+        gw = parallel.total(parallel.run(slice_backward, parts)).T.reshape(w.shape)
         gb = g.sum(axis=(0, 2, 3)) if b is not None else None
         return gx, gw, gb
     return Tensor._from_op(out.reshape(N, Cout, Ho, Wo), (x, w, b), backward, "conv2d")
-
-
-def _total(parts):
-    """The slices' weight gradients added in slice order (bit-reproducible)."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total

@@ -116,22 +116,14 @@ def _statistics(x):
     xp = array_module(x)
     n = x.size // x.shape[1]
     parts = parallel.slices(x)
-    mean = _total(parallel.run(lambda s: _per_channel(xp, x[s]), parts)) / n
+    mean = parallel.total(parallel.run(lambda s: _per_channel(xp, x[s]), parts)) / n
     mean = mean.astype(x.dtype, copy=False)
     m = _image(mean, x)
 
     def squares(s):
         centred = x[s] - m      # one slice at a time: the temporary stays in the cache
         return _per_channel(xp, centred, centred)
-    return mean, (_total(parallel.run(squares, parts)) / n).astype(x.dtype, copy=False)
-
-
-def _total(partial_sums):
-    """The sum of the slices' per-channel sums, always in slice order (bit-reproducible)."""
-    total = partial_sums[0]
-    for part in partial_sums[1:]:
-        total = total + part
-    return total
+    return mean, (parallel.total(parallel.run(squares, parts)) / n).astype(x.dtype, copy=False)
 
 
 def _forward(x, mean, inv_std, w, b, relu):
@@ -174,8 +166,8 @@ def _backward(g, x, out, mean, inv_std, w, training, relu):
         gr = xp.multiply(g[s], out[s] > 0, out=gx[s]) if relu else g[s]
         return _per_channel(xp, gr), _per_channel(xp, gr, x[s] - m)
     partial = parallel.run(sums, parts)
-    g_sum = _total([p[0] for p in partial])                   # = the bias gradient
-    g_xhat_sum = _total([p[1] for p in partial]) * inv_std    # = the weight gradient
+    g_sum = parallel.total([p[0] for p in partial])                 # = the bias gradient
+    g_xhat_sum = parallel.total([p[1] for p in partial]) * inv_std  # = the weight gradient
     scale = inv_std * w
     n = x.size // x.shape[1]
     k = _image(-scale * inv_std * g_xhat_sum / n, x)
