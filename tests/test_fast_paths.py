@@ -251,6 +251,17 @@ def test_elementwise_ops_equal_the_plain_formulas(N, C, size, seed):
     np.testing.assert_array_equal(got[0], x + y)
 
 
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5),
+       st.integers(1, 9), st.integers(1, 9), st.booleans(), slice_bytes, seeds)
+def test_upsample_equals_the_plain_products(N, C, H, W, Ho, Wo, corners, size, seed):
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W))
+    got, v = same_on_any_threads(lambda x: F.upsample_bilinear(x, (Ho, Wo), corners), [x],
+                                 seed, size)
+    Ay, Ax = (F.interpolation_matrix(H, Ho, corners), F.interpolation_matrix(W, Wo, corners))
+    np.testing.assert_array_equal(got[0], Ay @ x @ Ax.T)
+    np.testing.assert_array_equal(got[1], Ay.T @ v @ Ax)
+
+
 def test_the_sliced_paths_really_are_sliced_and_threaded(monkeypatch):
     """The tests above would prove little if the ops ran as one slice: count the slices every
     op of a residual unit hands the pool with SLICE_BYTES = 1."""
