@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-SLICE_BYTES = 1 << 18   # about how much of the op's main array one slice holds (256 KiB)
+SLICE_BYTES = 1 << 20   # about how much of the op's main array one slice holds (1 MiB)
 
 
 def _default_threads():

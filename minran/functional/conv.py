@@ -106,7 +106,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     # The batch is cut into slices of a few images (parallel.py): each slice's columns are
     # built, used and dropped while they are still in the cache, on every core, and no
     # full-size column matrix ever exists (a 3x3 conv's is 9 times its input).
-    parts = parallel.slices(x.data, axis_bytes=x.data.itemsize * C * kh * kw * Ho * Wo)
+    parts = parallel.slices(x.data, axis_bytes=x.data.itemsize * (C * kh * kw + Cout) * Ho * Wo)
     w2 = w.data.reshape(Cout, Cin * kh * kw)
     out = xp.empty((N, Cout, Ho * Wo), dtype=x.dtype)
 

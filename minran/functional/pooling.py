@@ -88,6 +88,12 @@ def _clipped_windows(geometry):
     return windows
 
 
+def _slices(x):
+    """Slices of the batch for parallel.run, sized by what max pooling touches per image:
+    x, and the output and gradient arrays and masks, together about twice x."""
+    return parallel.slices(x, axis_bytes=2 * x.itemsize * (x.size // max(1, x.shape[0])))
+
+
 def _max_forward(x, geometry):
     """The window maxima, one np.maximum per kernel offset, slice by slice of the batch on
     every core. No argmax is kept: the backward finds each window's first maximum again from
@@ -104,7 +110,7 @@ def _max_forward(x, geometry):
         for out_index, x_index in windows:
             view = o[out_index]
             xp.maximum(view, xs[x_index], out=view)
-    parallel.run(pool, parallel.slices(x))
+    parallel.run(pool, _slices(x))
     return out, (x, out)
 
 
@@ -125,7 +131,7 @@ def _max_backward(g, saved, geometry):
             if k < len(windows) - 1:
                 free[out_index] ^= won   # won implies free: this clears exactly the winners
             gxs[x_index] += gs[out_index] * won
-    parallel.run(scatter, parallel.slices(x))
+    parallel.run(scatter, _slices(x))
     return gx
 
 
