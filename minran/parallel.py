@@ -22,6 +22,7 @@ import threading
 import numpy as np
 
 SLICE_BYTES = 1 << 20   # about how much of the op's main array one slice holds (1 MiB)
+SHARES = 4              # a batch cut in more than one slice is cut in a multiple of this
 
 
 def _default_threads():
@@ -64,19 +65,25 @@ def using(n):
 
 
 def slices(array, axis_bytes=None, target=None):
-    """Slices of axis 0 holding about `target` bytes each (at least one item each).
+    """Slices of axis 0 holding about `target` bytes each (SLICE_BYTES by default).
 
     `axis_bytes` is the bytes one item along axis 0 costs the op (the array's own row by
-    default; a convolution passes the size of one image's columns). The cut depends only on
-    these sizes, so results do not depend on the number of threads.
+    default; a convolution passes the size of one image's columns and output). More than one
+    slice is rounded up to a multiple of SHARES, and the slices differ by at most one item,
+    so two or four threads get equal shares. The cut depends only on these sizes, never on
+    the number of threads, so results do not depend on it either.
     """
     n = array.shape[0]
     if not isinstance(array, np.ndarray) or n == 0:
         return [slice(None)]
     if axis_bytes is None:
         axis_bytes = array.itemsize * (array.size // n)
-    per = max(1, (target or SLICE_BYTES) // max(1, axis_bytes))
-    return [slice(start, min(start + per, n)) for start in range(0, n, per)]
+    count = min(n, -(-(n * axis_bytes) // (target or SLICE_BYTES)))   # ceil, at most n
+    if count > 1:
+        count = min(n, -(-count // SHARES) * SHARES)
+    size, extra = divmod(n, count)
+    bounds = [i * size + min(i, extra) for i in range(count + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 def total(parts):

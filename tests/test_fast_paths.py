@@ -84,10 +84,14 @@ def test_slices_depend_on_the_shape_alone():
     x = np.zeros((10, 3, 4, 4), np.float32)   # 192 bytes per image
     parallel.SLICE_BYTES = 400
     cuts = parallel.slices(x)
-    assert [(s.start, s.stop) for s in cuts] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    # 1920 bytes need 5 slices of 400; rounded up to 8 (a multiple of SHARES = 4), as even
+    # as 10 images allow, and covering the batch once, in order
+    assert [(s.start, s.stop) for s in cuts] == [(0, 2), (2, 4), (4, 5), (5, 6), (6, 7),
+                                                 (7, 8), (8, 9), (9, 10)]
     with parallel.using(1):
         assert parallel.slices(x) == cuts
     assert parallel.slices(x, axis_bytes=1000) == [slice(i, i + 1) for i in range(10)]
+    assert parallel.slices(x, axis_bytes=40) == [slice(0, 10)]   # fits one slice
 
 
 def test_threads_setting_is_checked():
