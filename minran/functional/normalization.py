@@ -16,9 +16,10 @@ def _normalize_backward(g, xhat, scale, g_sum, g_xhat_sum, n, out=None):
         gx = scale * (g - sum(g) / n - xhat * sum(g * xhat) / n),   scale = s / std
 
     with the sums over the n normalised values, passed in because callers often have them
-    already (batch norm's are its bias and weight gradients, and its s is the weight; the
-    spatial mask has s = 1). `out` may be `xhat` itself when this is its last use, or the
-    caller's slice of the result; either saves a temporary.
+    already. The spatial mask uses it as written (s = 1); batch norm computes the same
+    formula slice by slice in its own order of passes (`_backward`), with its bias and weight
+    gradients as the two sums. `out` may be `xhat` itself when this is its last use, which
+    saves a full-size temporary.
     """
     xp = array_module(g)
     gx = xp.multiply(xhat, g_xhat_sum / n, out=out)

@@ -116,7 +116,9 @@ def _max_forward(x, geometry):
 
 def _max_backward(g, saved, geometry):
     """Each output's gradient goes to the first offset k, in row order, whose value equals
-    the window's maximum: `free` marks the windows whose winner is not found yet."""
+    the window's maximum: `free` marks the windows whose winner is not found yet. (Padding
+    never wins here; the CUDA twin's argmax can point at padding only in a window whose
+    maximum is -inf, which finite inputs never give.)"""
     x, out = saved
     xp = array_module(g)
     gx = xp.zeros(x.shape, dtype=g.dtype)
