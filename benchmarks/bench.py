@@ -16,6 +16,9 @@ default: every core) and, as train_cifar.py trains, gives NumPy's OpenBLAS one t
 (--blas-threads, default 1; OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or MKL_NUM_THREADS in the
 environment choose instead). PyTorch uses its own default, one thread per core, unless
 --torch-threads says. The header line of the output says what each used.
+
+On a busy machine, --rounds R runs the two children R times, alternately, and reports each
+framework's fastest training and fastest inference over the rounds (and lists every round).
 """
 import argparse
 import json
@@ -178,6 +181,16 @@ def profile(args):
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def _best(results):
+    """Over rounds: the fastest training (with its CPU time) and the fastest inference, and
+    the largest peak memory."""
+    if not results or results[0] is None:
+        return None
+    train = min(results, key=lambda r: r[1])
+    infer = min(r[2] for r in results)
+    return (train[0], train[1], infer, max(r[3] for r in results), train[4], train[5])
+
+
 def _in_child(argv, which, args):
     argv = sys.argv[1:] if argv is None else argv
     env = dict(os.environ)
@@ -208,6 +221,9 @@ def main(argv=None):
     p.add_argument("--blas-threads", type=int,
                    help="OpenBLAS threads for minran (default 1, as train_cifar.py trains)")
     p.add_argument("--torch-threads", type=int, help="PyTorch's threads (default: its own)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run each framework this many times, alternately, and report each "
+                        "one's fastest training and inference (for a busy machine)")
     p.add_argument("--only", choices=["minran", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.only:  # a child process: one framework, so its peak memory is its own
@@ -216,10 +232,23 @@ def main(argv=None):
         if args.profile and args.only == "minran":   # with the same threads as the timing
             profile(args)
         return
-    mine, profile_lines = _in_child(argv, "minran", args)
-    theirs = None if args.no_torch else _in_child(argv, "torch", args)[0]
+    rounds = {"minran": [], "torch": []}
+    for _ in range(args.rounds):   # alternating, so a slow spell of a busy machine hits both
+        result, profile_lines = _in_child(argv, "minran", args)
+        rounds["minran"].append(result)
+        if not args.no_torch:
+            rounds["torch"].append(_in_child(argv, "torch", args)[0])
+    mine, theirs = _best(rounds["minran"]), (_best(rounds["torch"]) if rounds["torch"] else None)
+    if args.rounds > 1:
+        for name, results in rounds.items():
+            if results and results[0]:
+                print(f"{name} rounds, train ms: "
+                      + " ".join(f"{r[1] * 1000:.0f}" for r in results)
+                      + "; infer ms: " + " ".join(f"{r[2] * 1000:.0f}" for r in results))
     print(f"{args.arch}, batch {args.batch}, {args.device}, {args.dtype}, median of {args.steps} steps "
-          f"after {args.warmup} warm-up; " + "; ".join(r[4] for r in (mine, theirs) if r))
+          f"after {args.warmup} warm-up" + (f", best of {args.rounds} rounds" if args.rounds > 1
+                                            else "")
+          + "; " + "; ".join(r[4] for r in (mine, theirs) if r))
     print(f"{'':<10}{'params':>12}{'train ms':>10}{'train img/s':>13}{'infer img/s':>13}{'peak MiB':>10}"
           f"{'train CPU ms':>14}")
     rows = [("minran", mine)] + ([("pytorch", theirs)] if theirs else [])
