@@ -245,6 +245,11 @@ def main(argv=None):
                 print(f"{name} rounds, train ms: "
                       + " ".join(f"{r[1] * 1000:.0f}" for r in results)
                       + "; infer ms: " + " ".join(f"{r[2] * 1000:.0f}" for r in results))
+        if theirs:   # each round's minran beside the PyTorch run right after it
+            pairs = list(zip(rounds["minran"], rounds["torch"]))
+            print("ratio of each round, training: "
+                  + " ".join(f"{t[1] / m[1]:.2f}" for m, t in pairs) + "; inference: "
+                  + " ".join(f"{t[2] / m[2]:.2f}" for m, t in pairs))
     print(f"{args.arch}, batch {args.batch}, {args.device}, {args.dtype}, median of {args.steps} steps "
           f"after {args.warmup} warm-up" + (f", best of {args.rounds} rounds" if args.rounds > 1
                                             else "")
