@@ -78,7 +78,7 @@ def slices(array, axis_bytes=None, target=None):
         return [slice(None)]
     if axis_bytes is None:
         axis_bytes = array.itemsize * (array.size // n)
-    count = min(n, -(-(n * axis_bytes) // (target or SLICE_BYTES)))   # ceil, at most n
+    count = max(1, min(n, -(-(n * axis_bytes) // (target or SLICE_BYTES))))   # ceil, 1..n
     if count > 1:
         count = min(n, -(-count // SHARES) * SHARES)
     size, extra = divmod(n, count)
@@ -105,7 +105,8 @@ def elementwise(ufunc, *operands):
             or any(hasattr(a, "shape") and not is_array and a.ndim > 0
                    for a, is_array in zip(operands, sliced))):
         return ufunc(*operands)
-    first = [a.reshape(-1)[:1] if is_array else a for a, is_array in zip(operands, sliced)]
+    first = [a[(slice(0, 1),) * a.ndim] if is_array else a   # one element: the result's dtype
+             for a, is_array in zip(operands, sliced)]
     out = np.empty(arrays[0].shape, dtype=ufunc(*first).dtype)
 
     def part(s):

@@ -92,6 +92,7 @@ def test_slices_depend_on_the_shape_alone():
         assert parallel.slices(x) == cuts
     assert parallel.slices(x, axis_bytes=1000) == [slice(i, i + 1) for i in range(10)]
     assert parallel.slices(x, axis_bytes=40) == [slice(0, 10)]   # fits one slice
+    assert parallel.slices(np.zeros((4, 0, 3))) == [slice(0, 4)]   # nothing to split
 
 
 def test_threads_setting_is_checked():
