@@ -230,3 +230,17 @@ def test_gpu_arrays_take_the_kernel_path_unless_switched_off(monkeypatch):
     with pytest.raises(ValueError, match="mode must be one of"):
         with kernels.use("on"):
             pass
+
+
+def test_arrays_with_cupys_flags_are_accepted():
+    """CuPy's ndarray.flags has c_contiguous but no `writeable`: the argument check must not
+    ask for it (this path cannot run without a GPU otherwise)."""
+    class CupyLikeFlags:
+        c_contiguous, f_contiguous, owndata = True, False, True
+    array = np.zeros(4, np.float32)
+
+    class CupyLikeArray:
+        dtype, shape, strides, flags = array.dtype, array.shape, array.strides, CupyLikeFlags()
+    param = kernels.Param("T*", "out")
+    stub = CupyLikeArray()
+    assert kernels._argument("k<float>", 0, param, stub, "float", "cpu") is stub
