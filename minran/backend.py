@@ -87,11 +87,13 @@ def to_numpy(array):
 # ---- BLAS threads on the CPU ----------------------------------------------------------------
 # OpenBLAS starts one thread per core, and its threads wait for each other by spinning. When
 # another process wants a core, one of them is descheduled in the middle of a matrix product
-# while the others spin on: on a 2-core machine with one busy neighbour, full-width
-# Attention-56 trained at 13 images/s with 2 threads and 25 with 1, and at 1.7 against 29
-# beside a neighbour that ran its own 2 BLAS threads (docs/BENCHMARKS.md). On an idle machine
-# 2 threads gained nothing measurable, because minran's matrices are small. So training on the
-# CPU uses one BLAS thread, unless the user chose a number with the variables below.
+# while the others spin on. On this project's shared 2-core machine, full-width Attention-56
+# trained at 24.7 images/s with 1 BLAS thread and 13.2 with 2 beside one busy process, and at
+# 21.6-24.8 against 1.7-2.7 beside other engineers' test suites; the best 2 threads did was
+# 26.3 against 26.0 (benchmarks/blas_threads.md; the machine was never free of neighbours for
+# long). One thread cost at most about 4% there, two cost up to a factor of 10, so training
+# and --eval-only on the CPU use one BLAS thread unless the user chose a number with one of
+# the variables below.
 #
 # No dependency is needed to do this: the OpenBLAS that NumPy loaded is found among this
 # process's shared objects and its `openblas_set_num_threads` called through ctypes, under

@@ -207,6 +207,8 @@ class Run:
         self.schedule.load_state_dict(state["schedule"])
         self.rng.bit_generator.state = state["rng"]
         self.epoch, self.history = state["epoch"], list(state["history"])
+        if self.config.epochs is not None:  # whole epochs from here (after a paper run's short last one)
+            self.total = self.iteration + (self.epochs - self.epoch) * self.per_epoch
 
 
 def load_weights(model, state, path="the checkpoint"):
@@ -322,19 +324,21 @@ def _sync(array):
 
 
 def estimate_seconds(run):
-    """Seconds the rest of the run should take here, from two training steps (after one to
-    warm up) and one test batch on a throwaway copy of the model: the run itself is untouched."""
+    """Seconds the rest of the run should take here, from three training steps (the first
+    one a warm-up; augmentation included) and one test batch, on a throwaway copy of the
+    model and with a random generator of its own: the run itself is untouched."""
     c = run.config
     model = copy.deepcopy(run.model)
     opt = SGD(model.parameters(), lr=c.lr, momentum=c.momentum,
               nesterov=c.nesterov and c.momentum > 0, weight_decay=c.weight_decay)
     n = min(c.batch_size, len(run.train_x))
-    (x, y), = BatchIterator(run.train_x[:n], run.train_y[:n], n, rng=None, shuffle=False,
-                            device=c.device)
+    batches = BatchIterator(run.train_x[:n], run.train_y[:n], n, np.random.default_rng(0),
+                            augment=c.augment, device=c.device)
     model.train()
     times = []
     for _ in range(3):
         start = time.perf_counter()
+        (x, y), = batches
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
@@ -343,12 +347,12 @@ def estimate_seconds(run):
         times.append(time.perf_counter() - start)
     step = min(times[1:]) * c.batch_size / n
     m = min(c.batch_size, len(run.test_x))
-    (tx, _), = BatchIterator(run.test_x[:m], run.test_y[:m], m, rng=None, shuffle=False,
-                             device=c.device)
     model.eval()
     with no_grad():
         start = time.perf_counter()
-        _sync(model(tx).data.sum())
+        (x, _), = BatchIterator(run.test_x[:m], run.test_y[:m], m, rng=None, shuffle=False,
+                                device=c.device)
+        _sync(model(x).data.sum())
         per_test_image = (time.perf_counter() - start) / m
     epochs_left = run.epochs - run.epoch
     return step * (run.total - run.iteration) + per_test_image * len(run.test_x) * epochs_left
@@ -478,7 +482,7 @@ def _epoch(run, out, log):
     run.history.append(row)
     save_checkpoint(out / "checkpoint.pkl", run.state())
     write_log(out / "log.csv", run.history)
-    lrs = f"{row['lr']:g}" + (f" -> {row['lr_end']:g}" if row["lr_end"] != row["lr"] else "")
+    lrs = f"{row['lr']:.3g}" + (f" -> {row['lr_end']:.3g}" if row["lr_end"] != row["lr"] else "")
     log(f"epoch {run.epoch:>3}/{run.epochs}  train loss {train_loss:.4f} acc "
         f"{train_acc:.4f}  test loss {test_loss:.4f} acc {test_acc:.4f}  lr {lrs}  "
         f"{speed:.0f} img/s  {row['seconds']:.1f}s")

@@ -135,6 +135,10 @@ def test_default_run_stops_mid_epoch_and_resume_continues_exactly(tiny_data, tmp
     assert a["schedule"] == b["schedule"] == {"iteration": 5}
     for k in a["model"]:
         np.testing.assert_array_equal(a["model"][k], b["model"][k])
+    # Extended past the paper's plan: whole epochs from its short last one, at the final lr.
+    train_cifar.main(["--device", "cpu", "--no-progress", "--resume", str(parts / "checkpoint.pkl"),
+                      "--epochs", "4"])
+    assert [(r["iteration"], r["lr"]) for r in read_log(parts)][3:] == [("7", "0.0005")]
 
 
 # ---- resume: writes where the user says, refuses contradictions, extends ---------------------
