@@ -57,14 +57,24 @@ def test_unary_grad(shape, seed, op):
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=4), seeds, st.data())
 def test_reductions_grad(shape, seed, data):
     x = randn(shape, seed)
-    axis = data.draw(st.one_of(st.none(), st.integers(0, len(shape) - 1),
-                               st.lists(st.integers(0, len(shape) - 1), min_size=1,
-                                        max_size=len(shape), unique=True).map(tuple)))
+    n = len(shape)
+    # Axes counted from either end, as NumPy takes them: -1 is the last.
+    either_end = st.integers(0, n - 1).flatmap(lambda a: st.sampled_from([a, a - n]))
+    axis = data.draw(st.one_of(st.none(), either_end,
+                               st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True)
+                               .flatmap(lambda axes: st.tuples(*[st.sampled_from([a, a - n]) for a in axes]))))
     keepdims = data.draw(st.booleans())
     gradcheck(lambda x: F.sum(x, axis, keepdims), x)
     gradcheck(lambda x: F.mean(x, axis, keepdims), x)
     np.testing.assert_allclose(F.sum(x, axis, keepdims).data, x.data.sum(axis=axis, keepdims=keepdims))
     np.testing.assert_allclose(F.mean(x, axis, keepdims).data, x.data.mean(axis=axis, keepdims=keepdims))
+
+
+def test_negative_axes_count_from_the_end():
+    x = randn((2, 3, 4))
+    np.testing.assert_allclose(F.sum(x, -2).data, x.data.sum(axis=1))
+    gradcheck(lambda x: F.mean(x, (-1, 0)), x)
+    gradcheck(lambda x: F.sum(x, -2, keepdims=True), x)
 
 
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=4), seeds, st.data())
@@ -445,6 +455,11 @@ def test_relu_sigmoid_known_values_and_stability():
     assert s[0] >= 0 and s[-1] <= 1
     x32 = Tensor(np.array([-100.0, 100.0], np.float32))
     assert F.sigmoid(x32).dtype == np.float32
+    # At the kink relu passes no gradient, as PyTorch's does (so runs compare step for step);
+    # exact zeros are common: a zero-padded or zero-initialised input.
+    kink = Tensor(np.array([-1.0, 0.0, 1.0]), requires_grad=True)
+    F.relu(kink).backward(np.ones(3))
+    np.testing.assert_array_equal(kink.grad.data, [0, 0, 1])
 
 
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.booleans(), seeds)
@@ -478,6 +493,10 @@ def test_cross_entropy_known_values_and_stability():
     assert F.cross_entropy(z, np.array([0, 1])).item() == pytest.approx(500.0)
     np.testing.assert_allclose(np.exp(F.log_softmax(Tensor(np.array([[0.0, np.log(3.0)]]))).data),
                                [[0.25, 0.75]])
+    # Each row is shifted by its own maximum: a row far below another keeps its digits.
+    rows = Tensor(np.array([[0.0, np.log(3.0)], [1000.0, 1000.0 + np.log(3.0)]]))
+    np.testing.assert_allclose(np.exp(F.log_softmax(rows).data), [[0.25, 0.75], [0.25, 0.75]])
+    assert F.cross_entropy(rows, np.array([1, 1])).item() == pytest.approx(-np.log(0.75))
 
 
 # ---- the attention module's own ops --------------------------------------------------------
