@@ -373,11 +373,19 @@ def main(argv=None):
         return
     with tempfile.TemporaryDirectory(prefix="minran-mutants-") as tmp:
         copy = pathlib.Path(tmp) / "tree"
-        shutil.copytree(args.root, copy, ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".hypothesis", ".pytest_cache", "__pycache__", "runs", "data", "*.egg-info"))
-        where = subprocess.run([sys.executable, "-c", "import minran; print(minran.__file__)"], cwd=copy,
+        skipped = {".git", ".venv", ".hypothesis", ".pytest_cache", "runs", "data", "build"}
+
+        def ignore(folder, names):  # top-level outputs and caches only: minran/data is code
+            top = pathlib.Path(folder) == args.root
+            return [n for n in names if n == "__pycache__" or n.endswith(".egg-info") or top and n in skipped]
+        shutil.copytree(args.root, copy, ignore=ignore)
+        packages = sorted({str(pathlib.Path(m.path).parent).replace("/", ".") for m in MUTANTS} - {"."})
+        where = subprocess.run([sys.executable, "-c", f"import {', '.join(packages)}\n"
+                                f"for p in ({', '.join(packages)},): print(p.__file__)"], cwd=copy,
                                env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True)
-        assert where.stdout.startswith(str(copy)), f"tests would import minran from {where.stdout}"
+        found = where.stdout.split()
+        assert len(found) == len(packages) and all(f.startswith(str(copy)) for f in found), \
+            f"tests would import {packages} from {found or where.stderr}"
         results = []
         for i, m in enumerate(chosen, 1):
             path = copy / m.path
@@ -389,6 +397,8 @@ def main(argv=None):
                 path.write_text(original)
             results.append({"name": m.name, "area": m.area, "path": m.path, "status": status,
                             "killed_by": by, "seconds": round(seconds, 1)})
+            if args.json:  # as it goes: a long pass stopped half-way keeps what it found
+                pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
             print(f"[{i}/{len(chosen)}] {status:<8} {m.area:<8} {m.name:<45} {by} ({seconds:.0f}s)", flush=True)
     killed = sum(r["status"] == "killed" for r in results)
     print(f"\n{killed} of {len(results)} mutants killed ({100 * killed / max(1, len(results)):.1f}%)")
@@ -399,8 +409,6 @@ def main(argv=None):
     survivors = [r["name"] for r in results if r["status"] == "survived"]
     if survivors:
         print("survivors:", ", ".join(survivors))
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 
