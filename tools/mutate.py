@@ -359,6 +359,8 @@ def main(argv=None):
     p.add_argument("--list", action="store_true")
     p.add_argument("--timeout", type=int, default=1200, help="seconds per mutant")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--tests", nargs="+", help="run these test files instead of each area's "
+                   "(e.g. to see which mutants only an incidental test kills)")
     p.add_argument("--skip-missing", action="store_true",
                    help="leave out mutants whose fragment this tree lacks (another version's code)")
     args = p.parse_args(argv)
@@ -399,7 +401,7 @@ def main(argv=None):
             original = path.read_text()
             path.write_text(apply(original, m))
             try:
-                status, by, seconds = run_tests(copy, AREA_TESTS[m.area], args.timeout)
+                status, by, seconds = run_tests(copy, args.tests or AREA_TESTS[m.area], args.timeout)
             finally:
                 path.write_text(original)
             results.append({"name": m.name, "area": m.area, "path": m.path, "status": status,
