@@ -1,6 +1,6 @@
 """Lesson 8: bilinear upsampling, its two corner conventions, and odd sizes.
 
-Files: minran/functional/upsample.py
+Files: minran/functional/upsample.py, minran/functional/upsample.cu (its CUDA twin)
 Paper: the soft mask goes back up by bilinear interpolation (Sec. 3.3); the authors' Caffe
 Interp layer aligns corners: source = out * (in - 1) / (out - 1).
 """

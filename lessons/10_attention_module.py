@@ -1,6 +1,7 @@
 """Lesson 10: the attention module: trunk, soft mask, and attention residual learning.
 
-Files: minran/models/attention_module.py, minran/functional/attention.py, minran/functional/activation.py
+Files: minran/models/attention_module.py, minran/functional/attention.py, minran/functional/activation.py,
+       minran/functional/attention.cu, minran/functional/activation.cu (their CUDA twins)
 Paper: Sec. 3.1 (Eq. 1 and 3), 3.3, Fig. 2; Table 3 (ARL vs NAL).
 
 The trunk T processes features; the soft mask M in [0, 1] comes from a bottom-up top-down

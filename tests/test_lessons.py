@@ -51,7 +51,13 @@ def test_there_is_a_course():
     assert [p.name[:2] for p in LESSONS] == [f"{i:02d}" for i in range(1, len(LESSONS) + 1)]
 
 
-@pytest.mark.parametrize("number", range(1, len(LESSONS) + 1), ids=lambda n: LESSONS[n - 1].stem)
+def _needs(number):
+    """Lessons that run CUDA code on the CPU need the emulator's compiler (the emulated tier)."""
+    return [pytest.mark.emulated] if "cuda" in LESSONS[number - 1].stem else []
+
+
+@pytest.mark.parametrize("number", [pytest.param(n, marks=_needs(n), id=LESSONS[n - 1].stem)
+                                    for n in range(1, len(LESSONS) + 1)])
 def test_lesson_runs(number):
     _, out, seconds = lesson(number)
     assert seconds < TIME_LIMIT_S
@@ -64,9 +70,11 @@ def test_lessons_touch_every_file_of_minran():
     for path in LESSONS:
         header = path.read_text().split('"""')[1]
         for files in re.findall(r"Files:(.*?)\nPaper:", header, re.S):
-            for name in re.findall(r"minran/[\w/]+(?:\.py|/)", files):
+            for name in re.findall(r"minran/[\w/]+(?:\.py|\.cuh?|\.h|/)", files):
                 named.add(name)
-    wanted = {str(p.relative_to(ROOT)) for p in (ROOT / "minran").rglob("*.py")
+    # Every Python file, and every CUDA source and header (the kernels are course material too).
+    wanted = {str(p.relative_to(ROOT)) for pattern in ("*.py", "*.cu", "*.cuh", "*.h")
+              for p in (ROOT / "minran").rglob(pattern)
               if p.name != "__init__.py" and p.stem not in ("visualize", "experiments")}
     covered = {w for w in wanted if w in named or any(w.startswith(n) for n in named if n.endswith("/"))}
     assert wanted - covered == set()
@@ -197,3 +205,15 @@ def test_13_thread_per_output_pooling_matches_numpy():
     ns, out, _ = lesson(13)
     assert ns["same"] and ns["blocks"] == 1
     assert np.array_equal(ns["out"], F.max_pool2d(Tensor(ns["x"].data), 3, 2, 1).data)
+
+
+@pytest.mark.emulated
+def test_14_the_cuda_kernel_on_the_cpu_equals_numpy_and_the_race_is_caught():
+    ns, out, _ = lesson(14)
+    assert ns["same_out"] and ns["same_grad"]
+    assert (ns["n"], ns["blocks"]) == (400, 2)
+    assert "400 output pixels -> 2 blocks of 256 threads, 112 of them idle" in out
+    assert "thread 300 (block 1, threadIdx.x 44) computes output (n=1, c=4, oh=0, ow=0)" in out
+    assert "__global__ void max_pool2d_forward" in out   # the kernel is shown, from pooling.cu
+    assert "depends on the order the threads run in" in ns["caught"]
+    assert "255.0" in ns["caught"] and "32640.0" in ns["caught"]   # forward order vs the sum

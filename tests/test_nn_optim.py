@@ -109,9 +109,6 @@ def test_sgd_state_dict_is_a_snapshot():
     np.testing.assert_array_equal(state["buffers"][0], saved)
 
 
-@pytest.mark.xfail(strict=True, reason="SGD.load_state_dict keeps the state's arrays (np.asarray does "
-                   "not copy a same-dtype array): optimisers loaded from one state share their momentum. "
-                   "Fix in minran/optim/sgd.py: p.xp.array(b, dtype=p.dtype)")
 def test_sgd_loaded_from_one_state_do_not_share_momentum():
     p = nn.Parameter(np.ones(2))
     opt = optim.SGD([p], lr=0.1, momentum=0.9)

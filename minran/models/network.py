@@ -57,7 +57,7 @@ class Network(Module):
 
     def head(self, h):
         """Pre-activation networks end with the bn-relu their last unit did not apply."""
-        return self.fc(F.global_avg_pool(F.relu(self.head_bn(h))))
+        return self.fc(F.global_avg_pool(self.head_bn(h, relu=True)))
 
     def _check_input(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
