@@ -228,9 +228,24 @@ def test_cifar100_layout(tmp_path):
         {b"fine_label_names": [f"c{i}".encode() for i in range(100)]}, protocol=2))
     d = D.load_cifar100(tmp_path, download=False)
     assert d.train_images.shape == (30, 3, 32, 32) and len(d.classes) == 100
+    # The labels are the 100 fine classes the class names describe, not the 20 coarse ones.
+    test = pickle.loads((folder / "test").read_bytes())
+    assert d.test_labels.tolist() == [int(v) for v in test[b"fine_labels"]]
+    assert len(set(d.train_labels.tolist())) > 20
 
 
 # ---- augmentation ----------------------------------------------------------------------
+def test_augment_mirrors_about_half_of_the_images():
+    """Without a crop (pad 0) each image comes back either as it was or mirrored left to
+    right, and over 64 images both happen (the chance that they do not is 2^-63)."""
+    batch = np.random.default_rng(0).integers(0, 256, (64, 3, 4, 5)).astype(np.float32)
+    out = D.augment(batch, np.random.default_rng(1), pad=0)
+    same = (out == batch).all(axis=(1, 2, 3))
+    mirrored = (out == batch[..., ::-1]).all(axis=(1, 2, 3))
+    assert (same | mirrored).all() and same.any() and mirrored.any()
+    assert 16 < mirrored.sum() < 48
+
+
 def test_random_crop_is_a_window_of_the_padded_image():
     rng = np.random.default_rng(0)
     batch = rng.standard_normal((16, 3, 8, 8)).astype(np.float32)

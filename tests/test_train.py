@@ -434,6 +434,51 @@ def test_normalisation_statistics_come_from_training_images_only(tmp_path, mean)
         np.testing.assert_array_equal(run.std, channel_stats(data.train_images)[1])
 
 
+def test_the_runs_optimiser_is_the_configs(tmp_path):
+    """The paper's SGD: Nesterov momentum 0.9 and weight decay 1e-4 reach the optimiser."""
+    run = trainer.Run(tiny_config(tmp_path), tiny_dataset())
+    opt = run.optimizer
+    assert (opt.lr, opt.momentum, opt.nesterov, opt.weight_decay) == (0.05, 0.9, True, 1e-4)
+    run = trainer.Run(tiny_config(tmp_path, momentum=0.5, weight_decay=0.01), tiny_dataset())
+    assert (run.optimizer.momentum, run.optimizer.weight_decay) == (0.5, 0.01)
+
+
+@pytest.mark.parametrize("mean", ["channel", "channel-std"])
+def test_only_channel_std_divides_by_the_std(tmp_path, mean):
+    """--mean channel subtracts the per-channel mean of the 0-255 pixels and scales by 1/255
+    only; channel-std also divides by the per-channel std (unit variance)."""
+    data = tiny_dataset()
+    run = trainer.Run(tiny_config(tmp_path, mean=mean), data)
+    mean_, std_ = channel_stats(data.train_images)
+    spread = run.train_x.std(axis=(0, 2, 3))
+    if mean == "channel":
+        assert run.std is None
+        np.testing.assert_allclose(spread, std_ / 255, rtol=1e-4)
+    else:
+        np.testing.assert_allclose(spread, 1, rtol=1e-4)
+
+
+def test_evaluate_weighs_every_image_once():
+    """With a short last batch (8 images in batches of 3), the loss is the mean over images,
+    the cross-entropy of the whole set at once."""
+    import minran.functional as F
+    from minran import Tensor, no_grad
+    model = build_model("attention56", widths=WIDTHS)
+    images = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 9])
+    loss, _ = trainer.evaluate(model, images, labels, batch_size=3)
+    model.eval()
+    with no_grad():
+        whole = float(F.cross_entropy(model(Tensor(images)), labels).data)
+    assert loss == pytest.approx(whole, rel=1e-5)
+
+
+def test_no_augment_flag_reaches_the_config():
+    assert train_cifar.config_from_args(train_cifar.parse_args([])[0], "cpu").augment is True
+    args = train_cifar.parse_args(["--no-augment"])[0]
+    assert train_cifar.config_from_args(args, "cpu").augment is False
+
+
 def test_nal_flag_means_naive_attention_learning():
     config = train_cifar.config_from_args(train_cifar.parse_args(["--nal"])[0], "cpu")
     assert config.residual is False
