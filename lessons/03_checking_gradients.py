@@ -14,16 +14,34 @@ from minran import GradcheckError, Tensor, gradcheck
 
 x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 5)), requires_grad=True)
 
-# By hand, one element of max pooling's input:
-eps, index = 1e-6, (0, 1, 2, 2)
-f = lambda: F.max_pool2d(x, 3, stride=2, padding=1).data.sum()  # noqa: E731
-x.data[index] += eps
-plus = f()
-x.data[index] -= 2 * eps
-minus = f()
-x.data[index] += eps
+
+def pool_sum():
+    return F.max_pool2d(x, 3, stride=2, padding=1).data.sum()
+
+
+def numeric_derivative(index, eps=1e-6):
+    """d pool_sum / d x[index] by central differences."""
+    x.data[index] += eps
+    plus = pool_sum()
+    x.data[index] -= 2 * eps
+    minus = pool_sum()
+    x.data[index] += eps
+    return (plus - minus) / (2 * eps)
+
+
+# By hand, two elements of max pooling's input. Only a window's maximum gets gradient, one
+# unit per window it wins. The 3x3 windows of stride 2 (padding 1) start at rows and columns
+# -1, 1, 3, so row 1 and column 1 lie in two windows each, and x[0, 1, 1, 1] in four: make
+# it its channel's largest value and it wins all four. The channel's smallest value wins none.
+x.data[0, 1, 1, 1] = x.data[0, 1].max() + 1.0
 F.max_pool2d(x, 3, stride=2, padding=1).sum().backward()
-print(f"element {index}: numeric {(plus - minus) / (2 * eps):.6f}, analytic {x.grad.data[index]:.6f}")
+winner = (0, 1, 1, 1)
+loser = (0, 1) + tuple(int(i) for i in np.unravel_index(x.data[0, 1].argmin(), (5, 5)))
+checked = {}
+for name, index in (("largest", winner), ("smallest", loser)):
+    checked[name] = numeric_derivative(index), float(x.grad.data[index])
+    print(f"{name} element {index}: numeric {checked[name][0]:.6f}, analytic {checked[name][1]:.6f}")
+x.grad = None
 
 # minran's gradcheck does every element of every input:
 print("gradcheck(max_pool2d):", gradcheck(lambda t: F.max_pool2d(t, 3, 2, 1), x))

@@ -1,6 +1,7 @@
 """Lesson 7: batch normalisation behaves differently in training and in evaluation.
 
-Files: minran/functional/normalization.py, minran/nn/module.py (buffers, train/eval)
+Files: minran/functional/normalization.py, minran/nn/module.py (buffers, train/eval),
+       minran/functional/normalization.cu (its CUDA twin, with the ReLU fused in)
 Paper: every residual unit is pre-activation: bn-relu before each convolution (Sec. 3.2).
 """
 import numpy as np

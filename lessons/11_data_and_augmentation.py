@@ -24,7 +24,7 @@ noisy = corrupt_labels(labels, 0.3, 10, np.random.default_rng(2))
 print(f"label noise 0.3: {(noisy != labels).mean():.2f} of labels changed, to other classes uniformly")
 
 it = BatchIterator(x, np.arange(8), batch_size=3, rng=np.random.default_rng(3), augment=True)
-print("batches of an epoch:", [list(y) for _, y in it], "(shuffled, every image once)")
+print("batches of an epoch:", [y.tolist() for _, y in it], "(shuffled, every image once)")
 
 # Exercises
 # 1. Look at _download in cifar.py: why write to a .part file and then os.replace it?

@@ -5,14 +5,13 @@ Files: minran/backend.py, minran/data/loader.py (prefetching), minran/__init__.p
 Paper: none: the paper trained on GPUs; this is how minran is meant to follow.
 
 Every op asks `xp = array_module(array)` and calls xp.matmul, xp.exp, ... so the same code
-runs on NumPy arrays (CPU) and CuPy arrays (GPU). Where CuPy has no equivalent or is slow,
-the GPU gets a hand-written CUDA kernel next to the NumPy version.
+runs on NumPy arrays (CPU) and CuPy arrays (GPU). On the GPU the network's named ops go
+further: each runs a hand-written CUDA kernel from the .cu file beside its .py file.
 
-Status, honestly: minran's CUDA kernels are not written yet. The project had no GPU to run
-them on, and a kernel nobody ran is not something to teach from. This lesson shows the
-switch itself, then the way of thinking a kernel needs (one thread per output element),
-written in Python and checked against minran's NumPy op, and runs on the GPU only when CuPy
-finds one.
+This lesson shows the switch itself, then the way of thinking a kernel needs (one thread
+per output element), written in Python and checked against minran's NumPy op. Lesson 14
+reads the real kernel and runs its CUDA source on this CPU. (The kernels are proven on the
+CPU in every test run; no GPU has been lent to this project yet, so none has run on one.)
 """
 import numpy as np
 

@@ -1,26 +1,52 @@
-"""The one place that decides between NumPy (CPU) and CuPy (GPU).
+"""The one place that decides between NumPy (CPU) and CuPy (GPU), and how many threads the
+CPU's BLAS uses.
 
 Every op asks `array_module(array)` for `xp` and writes `xp.matmul(...)` instead of
 `np.matmul(...)`, so the same source runs on both devices wherever the two libraries agree.
 """
+import contextlib
+import ctypes
+import glob
+import os
+import pathlib
+
 import numpy as np
 
 try:  # CuPy is optional: the CPU path must import and run without it.
     import cupy  # type: ignore
-except Exception:  # ImportError, or a CuPy that finds no CUDA libraries
+    CUPY_IMPORT_ERROR = None
+except ImportError as error:
     cupy = None
+    # Not installed at all, or installed but broken (a missing CUDA library): say which.
+    CUPY_IMPORT_ERROR = None if getattr(error, "name", None) == "cupy" else error
+except Exception as error:  # a CuPy that fails while loading its CUDA libraries
+    cupy, CUPY_IMPORT_ERROR = None, error
 
 DEVICES = ("cpu", "gpu")
 
 
+def gpu_problem():
+    """None when CuPy sees a usable CUDA device, else one sentence saying what is missing:
+    CuPy itself, or (CuPy installed) a working CUDA driver or a device."""
+    if cupy is None:
+        if CUPY_IMPORT_ERROR is not None:
+            return (f"CuPy is installed but could not be imported "
+                    f"({type(CUPY_IMPORT_ERROR).__name__}: {CUPY_IMPORT_ERROR})")
+        return "CuPy is not installed (pip install -e '.[gpu]' on a machine with an NVIDIA GPU)"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # cudaErrorNoDevice, cudaErrorInsufficientDriver, no libcuda
+        return (f"CuPy {getattr(cupy, '__version__', '')} is installed but finds no usable CUDA "
+                f"driver or device ({type(error).__name__}: {error}); check `nvidia-smi` and "
+                f"that the driver is at least as new as CuPy's CUDA")
+    if count < 1:
+        return "CuPy is installed but sees no CUDA device"
+    return None
+
+
 def gpu_available():
     """True when CuPy imports and sees at least one CUDA device."""
-    if cupy is None:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
+    return gpu_problem() is None
 
 
 def array_module(array):
@@ -37,11 +63,10 @@ def device_of(array):
 def check_device(device):
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}: use 'cpu' or 'gpu'")
-    if device == "gpu" and not gpu_available():
-        raise RuntimeError(
-            "device 'gpu' asked for, but CuPy is not installed or sees no CUDA device: "
-            "install the gpu extra (pip install -e '.[gpu]') on a machine with an NVIDIA GPU, "
-            "or use device 'cpu'")
+    if device == "gpu":
+        problem = gpu_problem()
+        if problem:
+            raise RuntimeError(f"device 'gpu' asked for, but {problem}; or use device 'cpu'")
     return device
 
 
@@ -57,3 +82,122 @@ def to_device(array, device):
 
 def to_numpy(array):
     return array if isinstance(array, np.ndarray) else cupy.asnumpy(array)
+
+
+# ---- BLAS threads on the CPU ----------------------------------------------------------------
+# OpenBLAS starts one thread per core, and its threads wait for each other by spinning. When
+# another process wants a core, one of them is descheduled in the middle of a matrix product
+# while the others spin on. On this project's shared 2-core machine, full-width Attention-56
+# trained at 24.7 images/s with 1 BLAS thread and 13.2 with 2 beside one busy process, and at
+# 21.6-24.8 against 1.7-2.7 beside other engineers' test suites; the best 2 threads did was
+# 26.3 against 26.0 (benchmarks/blas_threads.md; the machine was never free of neighbours for
+# long). One thread cost at most about 4% there, two cost up to a factor of 10, so training
+# and --eval-only on the CPU use one BLAS thread unless the user chose a number with one of
+# the variables below.
+#
+# No dependency is needed to do this: the OpenBLAS that NumPy loaded is found among this
+# process's shared objects and its `openblas_set_num_threads` called through ctypes, under
+# each prefix and suffix that NumPy's wheels (scipy_openblas..64_) and distributions use.
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_BLAS_NAMES = [("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", ""),
+               ("openblas_", "64_")]
+
+
+class _OpenBlas:
+    def __init__(self, path, library, prefix, suffix):
+        self.path = path
+        self._get = getattr(library, f"{prefix}get_num_threads{suffix}")
+        self._set = getattr(library, f"{prefix}set_num_threads{suffix}")
+        self._get.restype, self._get.argtypes = ctypes.c_int, []
+        self._set.restype, self._set.argtypes = None, [ctypes.c_int]
+
+    def get(self):
+        return int(self._get())
+
+    def set(self, n):
+        self._set(int(n))
+
+
+def _openblas_paths():
+    """Shared objects named like OpenBLAS: those this process has mapped (Linux), then those
+    in NumPy's bundled-library folders (wheels on Linux, macOS and Windows)."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                parts = line.split()
+                if len(parts) >= 6 and "openblas" in os.path.basename(parts[-1]).lower():
+                    paths.append(parts[-1])
+    except OSError:
+        pass
+    here = pathlib.Path(np.__file__).parent
+    for folder in (here.parent / "numpy.libs", here / ".dylibs"):
+        paths += sorted(glob.glob(str(folder / "*openblas*")))
+    return list(dict.fromkeys(paths))
+
+
+_blas = None
+
+
+def blas_libraries():
+    """The OpenBLAS libraries NumPy uses, each with get() and set(n); [] when none is found
+    (NumPy built on another BLAS: then only the environment variables can choose)."""
+    global _blas
+    if _blas is None:
+        _blas = []
+        for path in _openblas_paths():
+            try:
+                library = ctypes.CDLL(path)  # already loaded: the same handle, nothing new
+            except OSError:
+                continue
+            for prefix, suffix in _BLAS_NAMES:
+                try:
+                    _blas.append(_OpenBlas(path, library, prefix, suffix))
+                    break
+                except AttributeError:
+                    continue
+    return _blas
+
+
+def blas_threads():
+    """The number of threads NumPy's OpenBLAS uses, or None when it was not found."""
+    libraries = blas_libraries()
+    return libraries[0].get() if libraries else None
+
+
+def set_blas_threads(n):
+    """Use n BLAS threads from now on; returns the previous number (None if no OpenBLAS)."""
+    libraries = blas_libraries()
+    if not libraries:
+        return None
+    previous = libraries[0].get()
+    for library in libraries:
+        library.set(n)
+    return previous
+
+
+def blas_threads_chosen_by_user():
+    """'NAME=value' of the environment variable by which the user chose, or None."""
+    for name in BLAS_VARIABLES:
+        if os.environ.get(name):
+            return f"{name}={os.environ[name]}"
+    return None
+
+
+@contextlib.contextmanager
+def cpu_blas_threads(n=1):
+    """Within the block NumPy's BLAS uses n threads, unless the user set one of
+    BLAS_VARIABLES (then nothing changes); the previous number comes back afterwards.
+    Yields a few words saying which it was, for the run's header."""
+    chosen = blas_threads_chosen_by_user()
+    if chosen:
+        yield f"{blas_threads() or '?'} BLAS threads, as {chosen} says"
+        return
+    previous = set_blas_threads(n)
+    if previous is None:
+        yield "NumPy's BLAS threads (no OpenBLAS found to set; OMP_NUM_THREADS=1 chooses one)"
+        return
+    try:
+        yield f"{n} BLAS thread{'s' if n != 1 else ''} (OPENBLAS_NUM_THREADS=N chooses N)"
+    finally:
+        set_blas_threads(previous)

@@ -106,6 +106,66 @@ def test_nothing_there_and_no_download_says_how_to_place_it(tmp_path):
         D.load_cifar10(tmp_path, download=False)
 
 
+def _damage(tmp_path, name, change):
+    write_official_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / name
+    path.write_bytes(change(path.read_bytes()))
+    return path
+
+
+def _batch_with(**changes):
+    def change(data):
+        batch = pickle.loads(data, encoding="bytes")
+        batch.update({k.encode(): v(batch) for k, v in changes.items()})
+        return pickle.dumps(batch, protocol=2)
+    return change
+
+
+@pytest.mark.parametrize("name, change, what", [
+    ("data_batch_2", lambda b: b[:len(b) // 2], "does not unpickle"),                 # truncated
+    ("test_batch", lambda b: b"\x00" + b[1:], "does not unpickle"),                   # header byte
+    ("data_batch_4", lambda b: b + b"\x00", "bytes after the end of its pickle"),
+    ("batches.meta", lambda b: b[:-3], "does not unpickle"),
+    ("data_batch_1", _batch_with(labels=lambda b: b[b"labels"][:-1] + [10]),
+     r"1 labels lie outside the 10 classes 0..9 \(the first, image 19, has label 10\)"),
+    ("data_batch_3", _batch_with(data=lambda b: b[b"data"][:-1], labels=lambda b: b[b"labels"][:-1]),
+     "holds 19 images, and batches.meta says each batch holds 20"),
+    ("data_batch_5", _batch_with(labels=lambda b: b[b"labels"][:-1]), r"\(19,\) int64 labels for 20 images"),
+    ("test_batch", _batch_with(data=lambda b: b[b"data"].astype(np.int16)), r"data is int16 \(20, 3072\)"),
+])
+def test_damaged_batch_files_are_named(tmp_path, name, change, what):
+    path = _damage(tmp_path, name, change)
+    with pytest.raises(D.DataError, match=what) as error:
+        D.load_cifar10(tmp_path, download=False)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "delete the cifar-10-batches-py/ folder" in message
+
+
+def test_official_checksums_where_the_file_claims_to_be_official(tmp_path, monkeypatch):
+    """A file of the official size must have the official MD5; a file of another size (a
+    rebuild, like the JPEG one CI uses) is checked by its structure alone."""
+    write_official_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    official = dict(cifar.SOURCES["cifar10"].official_files)
+    official["data_batch_1"] = (path.stat().st_size, D.md5sum(path))  # pretend ours is official
+    monkeypatch.setitem(cifar.SOURCES, "cifar10",
+                        dataclasses.replace(cifar.SOURCES["cifar10"], official_files=official))
+    D.load_cifar10(tmp_path, download=False)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1  # one pixel, same size: the structure is intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(D.DataError, match=f"{path}: it has the size of the official file but not its MD5"):
+        D.load_cifar10(tmp_path, download=False)
+    official["data_batch_1"] = (path.stat().st_size + 1, "0" * 32)  # now a rebuild: not official
+    assert len(D.load_cifar10(tmp_path, download=False).train_images) == 100
+
+
+def test_the_official_file_table():
+    official = cifar.SOURCES["cifar10"].official_files
+    assert sorted(official) == sorted(["batches.meta", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)])
+    assert official["data_batch_1"] == (31035704, "c99cafc152244af753f735de768cd75f")
+
+
 @pytest.fixture
 def local_server(tmp_path):
     """Serve tmp_path/served over HTTP on the loopback interface only."""
@@ -168,9 +228,24 @@ def test_cifar100_layout(tmp_path):
         {b"fine_label_names": [f"c{i}".encode() for i in range(100)]}, protocol=2))
     d = D.load_cifar100(tmp_path, download=False)
     assert d.train_images.shape == (30, 3, 32, 32) and len(d.classes) == 100
+    # The labels are the 100 fine classes the class names describe, not the 20 coarse ones.
+    test = pickle.loads((folder / "test").read_bytes())
+    assert d.test_labels.tolist() == [int(v) for v in test[b"fine_labels"]]
+    assert len(set(d.train_labels.tolist())) > 20
 
 
 # ---- augmentation ----------------------------------------------------------------------
+def test_augment_mirrors_about_half_of_the_images():
+    """Without a crop (pad 0) each image comes back either as it was or mirrored left to
+    right, and over 64 images both happen (the chance that they do not is 2^-63)."""
+    batch = np.random.default_rng(0).integers(0, 256, (64, 3, 4, 5)).astype(np.float32)
+    out = D.augment(batch, np.random.default_rng(1), pad=0)
+    same = (out == batch).all(axis=(1, 2, 3))
+    mirrored = (out == batch[..., ::-1]).all(axis=(1, 2, 3))
+    assert (same | mirrored).all() and same.any() and mirrored.any()
+    assert 16 < mirrored.sum() < 48
+
+
 def test_random_crop_is_a_window_of_the_padded_image():
     rng = np.random.default_rng(0)
     batch = rng.standard_normal((16, 3, 8, 8)).astype(np.float32)
@@ -184,6 +259,19 @@ def test_random_crop_is_a_window_of_the_padded_image():
         assert hits, f"crop {n} is not a window of its padded image"
         offsets.add(hits[0])
     assert len(offsets) > 3  # the offsets really are random
+
+
+def test_random_crop_reaches_every_offset_from_0_to_2_pad():
+    """The paper's crop can shift an image by up to `pad` pixels either way: 2 * pad + 1
+    offsets per axis, the last one (all padding on the left or top) included."""
+    pad, n = 2, 400
+    image = np.arange(1, 1 + 3 * 6 * 6, dtype=np.float32).reshape(1, 3, 6, 6)  # no zeros: unique windows
+    out = D.random_crop(np.repeat(image, n, axis=0), np.random.default_rng(0), pad=pad)
+    padded = np.pad(image[0], ((0, 0), (pad, pad), (pad, pad)))
+    where = {padded[:, i:i + 6, j:j + 6].tobytes(): (i, j)
+             for i in range(2 * pad + 1) for j in range(2 * pad + 1)}
+    offsets = [where[crop.tobytes()] for crop in out]
+    assert {i for i, _ in offsets} == {j for _, j in offsets} == set(range(2 * pad + 1))
 
 
 def test_random_flip_is_a_flip_of_half():
@@ -244,5 +332,6 @@ def test_prefetching_gives_the_same_batches():
     kw = dict(batch_size=6, augment=True)
     a = [x.data for x, _ in D.BatchIterator(images, np.arange(20), rng=np.random.default_rng(3), prefetch=False, **kw)]
     b = [x.data for x, _ in D.BatchIterator(images, np.arange(20), rng=np.random.default_rng(3), prefetch=True, **kw)]
+    assert len(a) == len(b) == 4  # zip alone would hide a lost batch
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)

@@ -157,10 +157,13 @@ def test_gradcheck_passes_on_right_backward():
     (lambda: F.conv2d(Tensor(np.ones((3, 8, 8))), Tensor(np.ones((4, 3, 3, 3)))), r"conv2d: expected a 4-D input"),
     (lambda: F.conv2d(Tensor(np.ones((1, 2, 8, 8))), Tensor(np.ones((4, 3, 3, 3)))), r"conv2d: input has 2 channels .* expects 3"),
     (lambda: F.conv2d(Tensor(np.ones((1, 3, 2, 2))), Tensor(np.ones((4, 3, 3, 3)))), r"conv2d: kernel 3x3 is larger than the padded input 2x2"),
+    (lambda: F.conv2d(Tensor(np.ones((1, 3, 8, 2))), Tensor(np.ones((4, 3, 3, 5))), padding=(2, 1)), r"conv2d: kernel 3x5 is larger than the padded input 12x4"),
     (lambda: F.conv2d(Tensor(np.ones((1, 3, 8, 8))), Tensor(np.ones((4, 3, 3, 3))), stride=0), r"conv2d: stride must be >= 1"),
     (lambda: F.conv2d(Tensor(np.ones((1, 3, 8, 8), np.float32)), Tensor(np.ones((4, 3, 3, 3)))), r"conv2d: inputs have different dtypes"),
     (lambda: F.max_pool2d(Tensor(np.ones((1, 1, 2, 2))), 5), r"max_pool2d: .*larger than the padded input"),
     (lambda: F.max_pool2d(Tensor(np.ones((1, 1, 4, 4))), 2, padding=2), r"max_pool2d: padding .* at most half"),
+    (lambda: F.max_pool2d(Tensor(np.ones((1, 1, 4, 4))), (4, 2), padding=(1, 2)), r"max_pool2d: padding \(1, 2\) must be at most half the kernel \(4, 2\)"),
+    (lambda: F.avg_pool2d(Tensor(np.ones((1, 1, 9, 2))), (3, 5), padding=(0, 1)), r"avg_pool2d: kernel \(3, 5\) is larger than the padded input \(9, 4\)"),
     (lambda: F.avg_pool2d(Tensor(np.ones((1, 1, 4, 4))), 2, stride=-1), r"avg_pool2d: kernel_size and stride must be >= 1"),
     (lambda: Tensor(np.ones((2, 3))) + Tensor(np.ones((4,))), r"add: shapes \(2, 3\) and \(4,\) do not broadcast"),
     (lambda: Tensor(np.ones((2, 3))) @ Tensor(np.ones((2, 3))), r"matmul: shapes \(2, 3\) @ \(2, 3\)"),
@@ -190,5 +193,7 @@ def test_mixing_devices_is_refused():
 def test_gpu_device_without_cupy_says_so():
     if minran.backend.gpu_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(RuntimeError, match="CuPy is not installed or sees no CUDA device"):
+    # Which of the two: CuPy missing, or CuPy installed without a usable driver or device.
+    with pytest.raises(RuntimeError, match=r"device 'gpu' asked for, but CuPy (is not installed"
+                                           r"|.*is installed but)"):
         Tensor(np.ones(2)).to("gpu")

@@ -97,6 +97,46 @@ def test_sgd_state_round_trip_and_errors():
         optim.SGD([], lr=0.1)
 
 
+def test_sgd_state_dict_is_a_snapshot():
+    # A checkpoint is the state at one moment: later steps must not reach into it.
+    p = nn.Parameter(np.ones(2))
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = Tensor(np.ones(2))
+    opt.step()
+    state = opt.state_dict()
+    saved = state["buffers"][0].copy()
+    opt.step()
+    np.testing.assert_array_equal(state["buffers"][0], saved)
+
+
+def test_sgd_loaded_from_one_state_do_not_share_momentum():
+    p = nn.Parameter(np.ones(2))
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = Tensor(np.ones(2))
+    opt.step()
+    state = opt.state_dict()
+    saved = state["buffers"][0].copy()
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
+    opt_a, opt_b = optim.SGD([a], lr=0.1, momentum=0.9), optim.SGD([b], lr=0.1, momentum=0.9)
+    opt_a.load_state_dict(state)
+    opt_b.load_state_dict(state)
+    a.grad = Tensor(np.ones(2))
+    opt_a.step()
+    np.testing.assert_array_equal(opt_b.buffers[0], saved)
+    np.testing.assert_array_equal(state["buffers"][0], saved)
+
+
+def test_cosine_schedule_ends_at_min_lr_and_stays():
+    opt = optim.SGD([nn.Parameter(np.ones(1))], lr=1.0)
+    c = optim.CosineSchedule(opt, 0.5, total=10, min_lr=0.1)
+    assert c.lr_at(0) == pytest.approx(0.5) and c.lr_at(5) == pytest.approx(0.3)
+    assert [c.lr_at(i) for i in (10, 11, 25)] == pytest.approx([0.1, 0.1, 0.1])  # not back up
+    for _ in range(12):
+        c.step()
+    assert opt.lr == pytest.approx(0.1)
+    assert optim.ConstantSchedule(opt, 0.25).lr_at(1000) == 0.25 and opt.lr == 0.25
+
+
 def test_schedules():
     opt = optim.SGD([nn.Parameter(np.ones(1))], lr=1.0)
     s = optim.MultiStepSchedule(opt, 0.1, milestones=[2, 4])

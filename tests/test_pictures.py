@@ -1,4 +1,6 @@
 """PNG and SVG writers, the mask visualiser and the experiment runner on tiny inputs."""
+import csv
+import dataclasses
 import struct
 import xml.etree.ElementTree as ET
 import zlib
@@ -9,7 +11,7 @@ import pytest
 import minran
 from minran import experiments, plots, visualize
 from minran.data import Dataset
-from minran.trainer import TrainConfig
+from minran.trainer import Run, TrainConfig
 
 
 def read_png(path):
@@ -72,17 +74,37 @@ def test_visualiser_on_an_untrained_network(tmp_path):
 
 @pytest.mark.parametrize("preset", list(experiments.PRESETS))
 def test_experiment_presets_run(preset, tmp_path, monkeypatch):
-    # A few steps each on synthetic data; label-noise only its first two runs (both networks).
-    monkeypatch.setitem(experiments.PRESETS, preset, experiments.PRESETS[preset][:2])
-    base = TrainConfig(arch="attention56", epochs=1, batch_size=24, out=str(tmp_path),
+    # Two epochs of each of the first two runs on synthetic data (label-noise: one run of
+    # each network). Checked: every run trained with its preset's changes and nothing else,
+    # in its own folder, and the table reports its last epoch next to the paper's number.
+    runs = experiments.PRESETS[preset][:2]
+    monkeypatch.setitem(experiments.PRESETS, preset, runs)
+    trained = []
+    real_train = experiments.train
+    monkeypatch.setattr(experiments, "train", lambda config, **kw: trained.append(config) or real_train(config, **kw))
+    base = TrainConfig(arch="attention56", epochs=2, batch_size=24, out=str(tmp_path),
                        progress=False, widths=(4, 8, 8, 8))
     rows = experiments.run_preset(preset, base, dataset=_tiny_dataset(), log=lambda *a: None)
-    assert len(rows) == 2 and all(0 <= r["error"] <= 100 for r in rows)
     table = (tmp_path / "results.md").read_text()
-    assert "test error % (last epoch)" in table and rows[0]["run"] in table
-    if preset == "label-noise":  # the baseline is the plain ResNet as deep as Attention-56
-        assert [r["arch"] for r in rows] == ["attention56", "preact_resnet56"]
-        assert "widths (4, 8, 8, 8)" in table
+    assert [r["run"] for r in rows] == [name for name, _, _ in runs]
+    for row, config, (name, changes, paper) in zip(rows, trained, runs):
+        arch = "preact_resnet56" if changes.get("arch") == experiments.BASELINE else base.arch
+        assert config == dataclasses.replace(base, out=str(tmp_path / name), **{**changes, "arch": arch})
+        with open(tmp_path / name / "log.csv") as f:
+            log = list(csv.DictReader(f))
+        assert len(log) == 2 and row["epochs"] == 2 and row["arch"] == arch
+        assert row["error"] == pytest.approx(100 * (1 - float(log[-1]["test_acc"])))
+        assert row["paper"] == paper.get(arch)
+        shown = f"{paper[arch]:.2f}" if arch in paper else "– (paper ran another depth)"
+        assert f"| {name} | {arch} | {row['error']:.2f} | {shown} |" in table
+    assert "test error % (last epoch)" in table and "widths (4, 8, 8, 8)" in table
+    if preset == "label-noise":
+        # The noise reaches the training labels, at its rate, and never the test labels.
+        assert [c.label_noise for c in trained] == [0.1, 0.1]
+        big = _tiny_dataset(n_train=2000)
+        run = Run(trained[0], dataset=big)
+        assert abs((run.train_y != big.train_labels).mean() - 0.1) < 0.03
+        np.testing.assert_array_equal(run.test_y, big.test_labels)
 
 
 def test_experiment_runs_can_be_picked_by_name():

@@ -1,27 +1,59 @@
-"""train_cifar.py end to end on a tiny dataset in the official format, and on real data."""
+"""train_cifar.py and the trainer: what a run does, each behaviour tested directly and fast
+(networks of widths 4,8,8,8 on a tiny dataset in the official format), and on real data."""
+import builtins
+import contextlib
 import csv
+import io
 import json
 import os
 import pathlib
+import pickle
+import shutil
 
 import numpy as np
 import pytest
 
 import train_cifar
-from minran import trainer
+from minran import backend, trainer
+from minran.data import DataError, Dataset
+from minran.data.augment import channel_stats, pixel_mean
+from minran.models import build_model
 from minran.trainer import TrainConfig, plan
 
 from .test_data import write_official_cifar10
 
-COMMON = ["--device", "cpu", "--arch", "attention56", "--batch-size", "40", "--no-progress",
-          "--lr", "0.05"]
+WIDTHS = (4, 8, 8, 8)
+COMMON = ["--device", "cpu", "--arch", "attention56", "--widths", "4,8,8,8", "--batch-size", "40",
+          "--no-progress", "--lr", "0.05"]
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("cifar")
-    write_official_cifar10(root, per_batch=16)  # 80 train, 16 test images
+    write_official_cifar10(root, per_batch=16)  # 80 train, 16 test images: 2 iterations an epoch
     return root
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_data, tmp_path_factory):
+    """A finished one-epoch run (step schedule), to resume, copy and evaluate."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(out),
+                               "--schedule", "step"])
+    return out
+
+
+def tiny_dataset(n_train=40, n_test=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return Dataset(rng.integers(0, 256, (n_train, 3, 32, 32), dtype=np.uint8),
+                   rng.integers(0, 10, n_train),
+                   rng.integers(0, 256, (n_test, 3, 32, 32), dtype=np.uint8),
+                   rng.integers(0, 10, n_test), [f"c{i}" for i in range(10)])
+
+
+def tiny_config(tmp_path, **kw):
+    return TrainConfig(**{"arch": "attention56", "widths": WIDTHS, "batch_size": 20, "lr": 0.05,
+                          "epochs": 1, "progress": False, "out": str(tmp_path / "run"), **kw})
 
 
 def read_log(out):
@@ -33,16 +65,259 @@ def _comparable(rows):
     return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in rows]
 
 
-def test_paper_plan():
+def error_of(argv):
+    """The one line train_cifar.py exits with."""
+    with pytest.raises(SystemExit) as exit_info:
+        train_cifar.main(argv)
+    message = str(exit_info.value.code)
+    assert message.startswith("error: ") and "\n" not in message and len(message) < 600, message
+    return message
+
+
+@contextlib.contextmanager
+def ctrl_c_in_epoch(number):
+    """Ctrl-C during the `number`-th epoch that train() starts."""
+    real_epoch, calls = trainer.train_epoch, []
+
+    def interrupted(run, bar=None, steps=None):
+        calls.append(1)
+        if len(calls) == number:
+            raise KeyboardInterrupt
+        return real_epoch(run, bar, steps)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer, "train_epoch", interrupted)
+        yield
+
+
+# ---- the plan: the paper's exact 160k iterations ---------------------------------------------
+def test_paper_plan_is_exactly_160k_iterations():
     per_epoch, epochs, total, milestones = plan(TrainConfig(), 50_000)
-    assert (per_epoch, epochs, milestones) == (782, 205, [64_000, 96_000])
-    assert total >= 160_000
+    assert (per_epoch, epochs, total, milestones) == (782, 205, 160_000, [64_000, 96_000])
+    assert total - (epochs - 1) * per_epoch == 472  # the last epoch stops part way
+    assert plan(TrainConfig(batch_size=128), 50_000)[2:] == (80_000, [32_000, 48_000])
     _, _, total, milestones = plan(TrainConfig(epochs=10), 50_000)
-    assert milestones == [round(total * 0.4), round(total * 0.6)]
+    assert total == 7820 and milestones == [round(total * 0.4), round(total * 0.6)]
     _, _, total, milestones = plan(TrainConfig(epochs=4, schedule="step"), 1000)
     assert milestones == [total // 2, total * 3 // 4]
+    epochs_help = " ".join(train_cifar.build_parser().format_help().split("--epochs EPOCHS")[-1][:400].split())
+    assert "each ceil(N / batch) iterations" in epochs_help and "160,000 iterations" in epochs_help
 
 
+@pytest.fixture
+def paper_in_small(monkeypatch):
+    """The paper's plan scaled down: 5 iterations (milestones 2 and 3) at batch 40, so 80
+    images make 2 epochs of 2 iterations and a third that stops after 1."""
+    monkeypatch.setattr(trainer, "PAPER_ITERATIONS", 5)
+    monkeypatch.setattr(trainer, "PAPER_MILESTONES", (2, 3))
+    monkeypatch.setattr(trainer, "PAPER_BATCH", 40)
+
+
+def test_default_run_stops_mid_epoch_and_resume_continues_exactly(tiny_data, tmp_path,
+                                                                  paper_in_small):
+    args = COMMON + ["--data-dir", str(tiny_data)]   # no --epochs: the paper's plan
+    whole = tmp_path / "whole"
+    train_cifar.main(args + ["--out", str(whole)])
+    rows = read_log(whole)
+    assert [int(r["iteration"]) for r in rows] == [2, 4, 5]
+    assert [float(r["lr"]) for r in rows] == [0.05, 0.005, 0.0005]
+    assert json.loads((whole / "result.json").read_text())["iterations"] == 5
+
+    # Interrupt the second epoch, as Ctrl-C would, then resume from what was left.
+    parts = tmp_path / "parts"
+    with ctrl_c_in_epoch(2), pytest.raises(SystemExit) as exit_info:
+        train_cifar.main(args + ["--out", str(parts)])
+    assert exit_info.value.code == 130
+    assert len(read_log(parts)) == 1 and not list(parts.glob(".*.tmp"))
+    train_cifar.main(["--device", "cpu", "--no-progress", "--resume", str(parts / "checkpoint.pkl")])
+    assert _comparable(read_log(parts)) == _comparable(rows)
+    a = trainer.load_checkpoint(whole / "checkpoint.pkl")
+    b = trainer.load_checkpoint(parts / "checkpoint.pkl")
+    assert a["schedule"] == b["schedule"] == {"iteration": 5}
+    for k in a["model"]:
+        np.testing.assert_array_equal(a["model"][k], b["model"][k])
+    # Extended past the paper's plan: whole epochs from its short last one, at the final lr.
+    train_cifar.main(["--device", "cpu", "--no-progress", "--resume", str(parts / "checkpoint.pkl"),
+                      "--epochs", "4"])
+    assert [(r["iteration"], r["lr"]) for r in read_log(parts)][3:] == [("7", "0.0005")]
+
+
+# ---- resume: writes where the user says, refuses contradictions, extends ---------------------
+def test_resume_writes_into_out_and_leaves_the_original_alone(finished, tmp_path):
+    before = {name: (finished / name).read_bytes() for name in trainer.RUN_FILES}
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(finished / "checkpoint.pkl", copy / "checkpoint.pkl")
+    elsewhere = tmp_path / "elsewhere"
+    train_cifar.main(["--device", "cpu", "--no-progress", "--resume", str(copy / "checkpoint.pkl"),
+                      "--epochs", "2", "--out", str(elsewhere)])
+    assert len(read_log(elsewhere)) == 2 and (elsewhere / "result.json").exists()
+    # Without --out the run goes on in the checkpoint's own folder.
+    train_cifar.main(["--device", "cpu", "--no-progress", "--resume", str(copy / "checkpoint.pkl"),
+                      "--epochs", "2"])
+    assert len(read_log(copy)) == 2
+    assert {name: (finished / name).read_bytes() for name in trainer.RUN_FILES} == before
+
+
+def test_resume_refuses_contradicting_options_by_name(finished, tiny_data, tmp_path):
+    ckpt = str(finished / "checkpoint.pkl")
+    message = error_of(["--resume", ckpt, "--device", "cpu", "--arch", "attention92",
+                        "--lr", "0.3", "--nal", "--widths", "8,16,16,16"])
+    for named in ("--arch attention92", "--lr 0.3", "--nal", "--widths 8,16,16,16",
+                  "arch='attention56'", "lr=0.05", "new --out"):
+        assert named in message
+    # Options equal to the run's, and the safe ones (here another data folder), are accepted:
+    # this run has trained all it planned, which is the next thing resume says.
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_data, moved)
+    message = error_of(["--resume", ckpt, "--device", "cpu", "--lr", "0.05", "--arch",
+                        "attention56", "--data-dir", str(moved), "--no-progress"])
+    assert "already trained all its 1 epochs" in message and "larger --epochs" in message
+
+
+def test_resume_extends_a_finished_run_with_its_own_schedule(finished, tmp_path):
+    out = tmp_path / "longer"
+    message = error_of(["--resume", str(finished / "checkpoint.pkl"), "--out", str(out),
+                        "--device", "cpu", "--epochs", "0"])
+    assert "--epochs" in message
+    train_cifar.main(["--resume", str(finished / "checkpoint.pkl"), "--out", str(out),
+                      "--device", "cpu", "--no-progress", "--epochs", "3"])
+    rows = read_log(out)
+    assert [int(r["iteration"]) for r in rows] == [2, 4, 6]
+    # The one-epoch step schedule dropped the lr at iterations 1 and 1 (0.05 -> 0.0005); the
+    # extra epochs go on at that final lr instead of re-planning the milestones.
+    assert [r["lr"] for r in rows] == ["0.05", "0.0005", "0.0005"]
+    assert "can only extend" in error_of(["--resume", str(out / "checkpoint.pkl"),
+                                          "--device", "cpu", "--epochs", "2"])
+
+
+def test_resume_without_device_does_not_repeat_the_cpu_warning(finished, tmp_path, capsys):
+    if backend.gpu_available():
+        pytest.skip("a GPU is present")
+    train_cifar.main(["--resume", str(finished / "checkpoint.pkl"), "--out", str(tmp_path / "r"),
+                      "--epochs", "2", "--no-progress"])
+    assert "weeks" not in capsys.readouterr().err
+
+
+# ---- the output folder --------------------------------------------------------------------
+def test_a_new_run_refuses_an_out_that_holds_a_run(finished, tiny_data, tmp_path):
+    before = {name: (finished / name).read_bytes() for name in trainer.RUN_FILES}
+    args = COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(finished)]
+    message = error_of(args)
+    for named in (str(finished), f"--resume {finished / 'checkpoint.pkl'}", "new --out", "--overwrite"):
+        assert named in message
+    assert {name: (finished / name).read_bytes() for name in trainer.RUN_FILES} == before
+    other = tmp_path / "other"
+    shutil.copytree(finished, other)
+    train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(other),
+                               "--overwrite", "--seed", "7"])
+    assert trainer.load_checkpoint(other / "checkpoint.pkl")["config"]["seed"] == 7
+
+
+def test_an_unwritable_out_is_found_before_training(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "train_epoch", lambda *a, **k: pytest.fail("training started"))
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    message = error_of(COMMON + ["--data-dir", str(tiny_data), "--out", str(a_file / "run")])
+    assert f"--out {a_file / 'run'}: cannot write there" in message
+    if pathlib.Path("/proc/self").is_dir():  # a folder that exists but takes no files, even for root
+        message = error_of(COMMON + ["--data-dir", str(tiny_data), "--out", "/proc/self"])
+        assert "--out /proc/self: cannot write there" in message
+
+
+# ---- bad input: one line naming the option or file, what is wrong, the fix --------------------
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--epochs", "-1"), ("--batch-size", "0"), ("--subset", "0"),
+    ("--subset", "-5"), ("--test-subset", "-1"), ("--test-subset", "0"), ("--subset", "81"),
+    ("--test-subset", "17"), ("--label-noise", "1.5"), ("--lr", "-0.1"), ("--widths", "8,32"),
+])
+def test_bad_numbers_get_one_clear_line(option, value, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "train_epoch", lambda *a, **k: pytest.fail("training started"))
+    argv = [a for a in COMMON if a not in ("--widths", "4,8,8,8")] if option == "--widths" else COMMON
+    message = error_of(argv + ["--data-dir", str(tiny_data), "--epochs", "1",
+                               "--out", str(tmp_path / "run"), option, value])
+    assert option in message and value in message
+
+
+def test_missing_truncated_and_foreign_checkpoints(finished, tmp_path):
+    missing = tmp_path / "nothing.pkl"
+    for option in ("--resume", "--eval-only"):
+        assert f"{missing}: no such file" in error_of([option, str(missing), "--device", "cpu"])
+    truncated = tmp_path / "truncated.pkl"
+    data = (finished / "checkpoint.pkl").read_bytes()
+    truncated.write_bytes(data[:len(data) // 2])
+    for option in ("--resume", "--eval-only"):
+        message = error_of([option, str(truncated), "--device", "cpu"])
+        assert f"{truncated}: not a whole checkpoint" in message and "truncated" in message
+    foreign = tmp_path / "foreign.pkl"
+    foreign.write_bytes(pickle.dumps({"weights": [1, 2]}))
+    assert "not a minran checkpoint" in error_of(["--resume", str(foreign), "--device", "cpu"])
+
+
+def test_weights_that_do_not_fit_the_architecture_get_a_short_line(finished, tiny_data, tmp_path):
+    state = trainer.load_checkpoint(finished / "checkpoint.pkl")
+    common = ["--device", "cpu", "--data-dir", str(tiny_data), "--no-progress"]
+    # Attention-92's weights (more modules: names Attention-56 lacks), then others' shapes.
+    for other, detail in ((build_model("attention92", widths=WIDTHS), "are unknown to it (first"),
+                          (build_model("attention56", widths=(4, 8, 16, 16)), "has shape")):
+        state["model"] = other.state_dict()
+        bad = tmp_path / f"run-{len(detail)}" / "checkpoint.pkl"
+        bad.parent.mkdir()
+        bad.write_bytes(pickle.dumps(state))
+        for argv in (["--resume", str(bad), "--epochs", "2"], ["--eval-only", str(bad)]):
+            message = error_of(argv + common)
+            assert f"{bad}: its weights do not fit its architecture attention56" in message
+            assert detail in message
+
+
+def test_labels_outside_the_classes_are_found_at_load(tmp_path):
+    data = tiny_dataset()
+    data.test_labels[3] = 10
+    with pytest.raises(DataError, match=r"test labels: 1 labels lie outside the 10 classes 0..9 "
+                                        r"\(the first, image 3, has label 10\)"):
+        trainer.Run(tiny_config(tmp_path), data)
+
+
+def test_gpu_without_cupy_exits_with_one_clear_line(tiny_data, monkeypatch):
+    monkeypatch.setattr(backend, "cupy", None)
+    monkeypatch.setattr(backend, "CUPY_IMPORT_ERROR", None)
+    message = error_of(["--device", "gpu", "--data-dir", str(tiny_data)])
+    assert "--device gpu, but CuPy is not installed (pip install" in message
+
+
+def test_cupy_without_a_driver_says_so(tiny_data, monkeypatch):
+    class Runtime:
+        @staticmethod
+        def getDeviceCount():
+            raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+
+    class FakeCupy:
+        __version__ = "13.0.0"
+
+        class cuda:
+            runtime = Runtime
+
+    monkeypatch.setattr(backend, "cupy", FakeCupy)
+    message = error_of(["--device", "gpu", "--data-dir", str(tiny_data)])
+    assert "CuPy 13.0.0 is installed but finds no usable CUDA driver" in message
+    assert "cudaErrorInsufficientDriver" in message and "not installed" not in message
+    assert not backend.gpu_available()
+
+
+def test_no_device_warns_and_uses_cpu(capsys, monkeypatch):
+    monkeypatch.setattr(backend, "cupy", None)
+    assert train_cifar.pick_device(None, full_run=True) == "cpu"
+    assert train_cifar.QUICK_RUN in capsys.readouterr().err
+
+
+def test_missing_data_exits_with_instructions(tmp_path, monkeypatch):
+    real_load = trainer.load  # no network in tests: the same path with the download refused
+    monkeypatch.setattr(trainer, "load", lambda name, root: real_load(name, root, download=False))
+    message = error_of(["--device", "cpu", "--data-dir", str(tmp_path), "--no-progress",
+                        "--out", str(tmp_path / "run")])
+    assert "Place the archive there by hand" in message
+
+
+# ---- what a run prints and logs ---------------------------------------------------------------
 def test_one_epoch_writes_log_checkpoint_and_result(tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
     train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(out)])
@@ -52,87 +327,217 @@ def test_one_epoch_writes_log_checkpoint_and_result(tiny_data, tmp_path, capsys)
     assert result["final_test_acc"] == float(rows[-1]["test_acc"])
     state = trainer.load_checkpoint(out / "checkpoint.pkl")
     assert state["epoch"] == 1 and "rng" in state and "optimizer" in state
-    assert "final test accuracy (last epoch)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "final test accuracy (last epoch)" in printed
+    # The expected time comes before training starts.
+    assert printed.index("expected time: about") < printed.index("epoch   1/1")
     # --eval-only reproduces the last epoch's test accuracy from the checkpoint.
     acc = train_cifar.main(["--device", "cpu", "--eval-only", str(out / "checkpoint.pkl"),
-                            "--data-dir", str(tiny_data)])
+                            "--data-dir", str(tiny_data), "--no-progress"])
     assert acc == pytest.approx(float(rows[-1]["test_acc"]))
 
 
-def test_resume_continues_exactly(tiny_data, tmp_path):
-    args = COMMON + ["--data-dir", str(tiny_data), "--epochs", "2", "--schedule", "step"]
-    whole = tmp_path / "whole"
-    train_cifar.main(args + ["--out", str(whole)])
-
-    # Interrupt the second epoch, as Ctrl-C would, then resume from what was left.
-    parts = tmp_path / "parts"
-    real_epoch = trainer.train_epoch
-    calls = []
-
-    def interrupted(run, bar=None):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(run, bar)
-    trainer.train_epoch = interrupted
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            train_cifar.main(args + ["--out", str(parts)])
-    finally:
-        trainer.train_epoch = real_epoch
-    assert exit_info.value.code == 130
-    assert len(read_log(parts)) == 1 and not list(parts.glob(".*.tmp"))
-    train_cifar.main(["--device", "cpu", "--no-progress", "--resume", str(parts / "checkpoint.pkl")])
-    assert _comparable(read_log(parts)) == _comparable(read_log(whole))
-    a = trainer.load_checkpoint(whole / "checkpoint.pkl")["model"]
-    b = trainer.load_checkpoint(parts / "checkpoint.pkl")["model"]
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+def test_lr_is_logged_without_float_noise(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"   # step schedule over 4 iterations: 0.05, then 0.05 * 0.1 at 2
+    train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "2", "--out", str(out),
+                               "--schedule", "step"])
+    assert 0.05 * 0.1 == 0.005000000000000001  # what the schedule computes
+    lines = (out / "log.csv").read_text().splitlines()
+    assert lines[2].split(",")[5:7] == ["0.005", "0.0005"]  # lr at the start and at the end
+    assert "lr 0.005 -> 0.0005" in capsys.readouterr().out
 
 
+def test_ctrl_c_in_the_first_epoch_points_to_no_checkpoint(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    with ctrl_c_in_epoch(1), pytest.raises(SystemExit):
+        train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "nothing was saved" in printed and "--resume" not in printed
+    assert not (out / "checkpoint.pkl").exists()
+
+
+def test_evaluation_shows_progress(capsys):
+    model = build_model("attention56", widths=WIDTHS)
+    images = np.zeros((30, 3, 32, 32), np.float32)
+    trainer.evaluate(model, images, np.zeros(30, int), batch_size=10, progress=True)
+    err = capsys.readouterr().err
+    assert "testing:" in err and "0/3" in err
+
+
+# ---- issue 15: behaviours the whole-run tests could not see ---------------------------------
+def test_run_files_only_ever_appear_by_rename(tmp_path, monkeypatch):
+    """A checkpoint, log or result written straight to its name could be cut off half
+    written: each must be written under another name and renamed."""
+    opened, renamed = [], []
+    real_open, real_replace = builtins.open, os.replace
+
+    def recording_open(file, mode="r", *args, **kwargs):
+        if any(m in mode for m in "wax+"):
+            opened.append(pathlib.Path(file).name)
+        return real_open(file, mode, *args, **kwargs)
+
+    def recording_replace(src, dst, *args, **kwargs):
+        renamed.append(pathlib.Path(dst).name)
+        return real_replace(src, dst, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", recording_open)
+    monkeypatch.setattr(io, "open", recording_open)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    trainer.train(tiny_config(tmp_path), tiny_dataset(), log=lambda *a: None)
+    assert set(renamed) == set(trainer.RUN_FILES)
+    assert not set(opened) & set(trainer.RUN_FILES)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(trainer.RUN_FILES)
+
+
+def test_result_is_the_last_epoch_not_the_best(tmp_path, monkeypatch):
+    accuracies = iter([0.5, 0.3])
+    monkeypatch.setattr(trainer, "evaluate", lambda *a, **k: (1.0, next(accuracies)))
+    trainer.train(tiny_config(tmp_path, epochs=2), tiny_dataset(), log=lambda *a: None)
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["final_test_acc"] == 0.3
+
+
+def test_evaluate_runs_in_eval_mode_and_changes_nothing():
+    model = build_model("attention56", widths=WIDTHS)
+    model.train()
+    before = model.state_dict()
+    images = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    first = trainer.evaluate(model, images, np.arange(8), batch_size=4)
+    assert model.training  # put back as it was
+    after = model.state_dict()
+    for name in before:  # batch-norm running statistics included
+        np.testing.assert_array_equal(before[name], after[name])
+    assert trainer.evaluate(model, images, np.arange(8), batch_size=4) == first
+
+
+def test_the_schedule_steps_after_the_optimiser(tmp_path):
+    # Step schedule over 2 iterations: milestones at 1 and 1, so 0.05, then 0.0005.
+    run = trainer.Run(tiny_config(tmp_path, schedule="step"), tiny_dataset())
+    used, real_step = [], run.optimizer.step
+
+    def step():
+        used.append(run.optimizer.lr)
+        real_step()
+    run.optimizer.step = step
+    trainer.train_epoch(run)
+    assert used == [0.05, pytest.approx(0.0005)]
+
+
+@pytest.mark.parametrize("mean", ["channel", "channel-std", "pixel"])
+def test_normalisation_statistics_come_from_training_images_only(tmp_path, mean):
+    data = tiny_dataset()
+    data.test_images[:] = 255  # far from the training images: any leak moves the mean
+    run = trainer.Run(tiny_config(tmp_path, mean=mean), data)
+    if mean == "pixel":
+        np.testing.assert_array_equal(run.mean, pixel_mean(data.train_images))
+    else:
+        np.testing.assert_array_equal(run.mean, channel_stats(data.train_images)[0])
+    if mean == "channel-std":
+        np.testing.assert_array_equal(run.std, channel_stats(data.train_images)[1])
+
+
+def test_the_runs_optimiser_is_the_configs(tmp_path):
+    """The paper's SGD: Nesterov momentum 0.9 and weight decay 1e-4 reach the optimiser."""
+    run = trainer.Run(tiny_config(tmp_path), tiny_dataset())
+    opt = run.optimizer
+    assert (opt.lr, opt.momentum, opt.nesterov, opt.weight_decay) == (0.05, 0.9, True, 1e-4)
+    run = trainer.Run(tiny_config(tmp_path, momentum=0.5, weight_decay=0.01), tiny_dataset())
+    assert (run.optimizer.momentum, run.optimizer.weight_decay) == (0.5, 0.01)
+
+
+@pytest.mark.parametrize("mean", ["channel", "channel-std"])
+def test_only_channel_std_divides_by_the_std(tmp_path, mean):
+    """--mean channel subtracts the per-channel mean of the 0-255 pixels and scales by 1/255
+    only; channel-std also divides by the per-channel std (unit variance)."""
+    data = tiny_dataset()
+    run = trainer.Run(tiny_config(tmp_path, mean=mean), data)
+    mean_, std_ = channel_stats(data.train_images)
+    spread = run.train_x.std(axis=(0, 2, 3))
+    if mean == "channel":
+        assert run.std is None
+        np.testing.assert_allclose(spread, std_ / 255, rtol=1e-4)
+    else:
+        np.testing.assert_allclose(spread, 1, rtol=1e-4)
+
+
+def test_evaluate_weighs_every_image_once():
+    """With a short last batch (8 images in batches of 3), the loss is the mean over images,
+    the cross-entropy of the whole set at once."""
+    import minran.functional as F
+    from minran import Tensor, no_grad
+    model = build_model("attention56", widths=WIDTHS)
+    images = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 9])
+    loss, _ = trainer.evaluate(model, images, labels, batch_size=3)
+    model.eval()
+    with no_grad():
+        whole = float(F.cross_entropy(model(Tensor(images)), labels).data)
+    assert loss == pytest.approx(whole, rel=1e-5)
+
+
+def test_no_augment_flag_reaches_the_config():
+    assert train_cifar.config_from_args(train_cifar.parse_args([])[0], "cpu").augment is True
+    args = train_cifar.parse_args(["--no-augment"])[0]
+    assert train_cifar.config_from_args(args, "cpu").augment is False
+
+
+def test_nal_flag_means_naive_attention_learning():
+    config = train_cifar.config_from_args(train_cifar.parse_args(["--nal"])[0], "cpu")
+    assert config.residual is False
+    assert train_cifar.config_from_args(train_cifar.parse_args([])[0], "cpu").residual is True
+
+
+# ---- BLAS threads -------------------------------------------------------------------------
+@pytest.fixture
+def two_blas_threads():
+    if not backend.blas_libraries():
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that minran can find")
+    previous = backend.set_blas_threads(2)
+    if backend.blas_threads() != 2:
+        backend.set_blas_threads(previous)
+        pytest.skip("this OpenBLAS cannot run 2 threads here")
+    yield
+    backend.set_blas_threads(previous)
+
+
+def test_training_on_the_cpu_uses_one_blas_thread(tmp_path, monkeypatch, two_blas_threads):
+    for name in backend.BLAS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    seen, real_epoch = [], trainer.train_epoch
+    monkeypatch.setattr(trainer, "train_epoch",
+                        lambda *a, **k: seen.append(backend.blas_threads()) or real_epoch(*a, **k))
+    trainer.train(tiny_config(tmp_path), tiny_dataset(), log=lambda *a: None)
+    assert seen == [1] and backend.blas_threads() == 2  # and put back afterwards
+
+
+def test_the_users_blas_threads_win(tmp_path, monkeypatch, two_blas_threads):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    seen, real_epoch = [], trainer.train_epoch
+    monkeypatch.setattr(trainer, "train_epoch",
+                        lambda *a, **k: seen.append(backend.blas_threads()) or real_epoch(*a, **k))
+    printed = []
+    trainer.train(tiny_config(tmp_path), tiny_dataset(), log=printed.append)
+    assert seen == [2] and "as OPENBLAS_NUM_THREADS=2 says" in printed[0]
+
+
+# ---- the rest -----------------------------------------------------------------------------
 def test_label_noise_and_float64_run(tiny_data, tmp_path):
     out = tmp_path / "noisy"
     train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(out),
                                "--label-noise", "0.5", "--dtype", "float64", "--nal",
                                "--activation", "spatial", "--subset", "40"])
-    assert json.loads((out / "result.json").read_text())["config"]["label_noise"] == 0.5
+    state = trainer.load_checkpoint(out / "checkpoint.pkl")
+    assert all(a.dtype == np.float64 for a in state["model"].values() if a.dtype.kind == "f")
+    assert state["config"]["label_noise"] == 0.5 and state["config"]["residual"] is False
 
 
 def test_reduced_widths_from_the_command_line(tiny_data, tmp_path):
     from minran.models import attention56
     out = tmp_path / "narrow"
     train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(out),
-                               "--widths", "4,8,8,8", "--subset", "40"])
+                               "--subset", "40"])
     state = trainer.load_checkpoint(out / "checkpoint.pkl")
-    assert tuple(state["config"]["widths"]) == (4, 8, 8, 8)
+    assert tuple(state["config"]["widths"]) == WIDTHS
     assert sum(a.size for a in state["model"].values() if a.ndim > 1) == \
-        sum(p.data.size for p in attention56(widths=(4, 8, 8, 8)).parameters() if p.data.ndim > 1)
-    with pytest.raises(SystemExit) as exit_info:
-        train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--widths", "8,32"])
-    assert "--widths: expected 4 (or 5) positive" in str(exit_info.value.code)
-
-
-def test_gpu_without_cupy_exits_with_one_clear_line(tiny_data, capsys):
-    if train_cifar.backend.gpu_available():
-        pytest.skip("a GPU is present")
-    with pytest.raises(SystemExit) as exit_info:
-        train_cifar.main(["--device", "gpu", "--data-dir", str(tiny_data)])
-    assert "CuPy is not installed or finds no CUDA GPU" in str(exit_info.value.code)
-
-
-def test_no_device_warns_and_uses_cpu(capsys):
-    if train_cifar.backend.gpu_available():
-        pytest.skip("a GPU is present")
-    assert train_cifar.pick_device(None) == "cpu"
-    assert "--subset 5000 --epochs 2" in capsys.readouterr().err
-
-
-def test_missing_data_exits_with_instructions(tmp_path, monkeypatch):
-    real_load = trainer.load  # no network in tests: the same path with the download refused
-    monkeypatch.setattr(trainer, "load", lambda name, root: real_load(name, root, download=False))
-    with pytest.raises(SystemExit) as exit_info:
-        train_cifar.main(["--device", "cpu", "--data-dir", str(tmp_path), "--no-progress"])
-    assert "Place the archive there by hand" in str(exit_info.value.code)
+        sum(p.data.size for p in attention56(widths=WIDTHS).parameters() if p.data.ndim > 1)
 
 
 REAL = pathlib.Path(os.environ.get("MINRAN_REAL_CIFAR", pathlib.Path(__file__).parents[1] / "data" / "real"))
@@ -141,12 +546,14 @@ REAL = pathlib.Path(os.environ.get("MINRAN_REAL_CIFAR", pathlib.Path(__file__).p
 @pytest.mark.realdata
 @pytest.mark.skipif(not (REAL / "cifar-10-batches-py").is_dir(),
                     reason="real CIFAR-10 not prepared (.ci/run builds it from ../shared/data)")
-def test_real_cifar10_learns_above_chance():
+def test_real_cifar10_the_readme_quick_run_learns(tmp_path):
+    """The README's quick run, exactly (30.8% measured there; chance is 10%)."""
     from minran.data import load_cifar10
     data = load_cifar10(REAL, download=False)
     assert data.train_labels[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]  # the official order
-    config = TrainConfig(arch="attention56", epochs=1, batch_size=64, lr=0.1, schedule="cosine",
-                         subset=19_200, test_subset=2_000, out=str(REAL.parent / "run"),
-                         progress=False, widths=(8, 16, 16, 16))
-    history = trainer.train(config, dataset=data, log=lambda *a: None)
-    assert history[-1]["test_acc"] > 0.25  # chance is 0.10
+    argv = train_cifar.QUICK_RUN.replace("runs/quick", str(tmp_path / "quick")).split()
+    train_cifar.main(argv + ["--data-dir", str(REAL), "--no-progress"])
+    accuracies = [float(r["test_acc"]) for r in read_log(tmp_path / "quick")]
+    assert len(accuracies) == 3 and accuracies[-1] > 0.25 and accuracies[-1] > accuracies[0]
+    assert "--widths 8,16,16,16 --subset 5000 --test-subset 1000 --epochs 3 --schedule cosine" \
+        in (pathlib.Path(__file__).parents[1] / "README.md").read_text()

@@ -235,7 +235,8 @@ def _argument(kernel, index, param, value, element, device):
         if not value.flags.c_contiguous:
             raise KernelError(f"{where} must be C-contiguous, got strides {value.strides}; "
                               f"pass kernels.contiguous(array)")
-        if not ctype.startswith("const") and not value.flags.writeable:
+        # (CuPy's flags have no `writeable`: device arrays are always writable.)
+        if not ctype.startswith("const") and not getattr(value.flags, "writeable", True):
             raise KernelError(f"{where} is written by the kernel but the array is read-only")
         return value
     wanted = C_TYPES[ctype]

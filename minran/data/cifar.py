@@ -4,6 +4,20 @@ Looks in the data folder for, in order: the extracted folder (`cifar-10-batches-
 archive (`cifar-10-python.tar.gz`), and only then downloads. Every write goes to a
 temporary name first and is renamed when complete, so an interrupted download or
 extraction never leaves a half-written file behind that a later run would trust.
+
+What is verified, and why not more:
+- the archive: its published MD5, before anything is extracted from it;
+- each extracted file, every time it is read: that it unpickles completely (a truncated
+  file or a changed byte in its pickle structure fails here), holds uint8 rows of 3072
+  pixels with one label per row, every label a class of the dataset, as many rows as
+  `batches.meta` says a batch holds, and no bytes after the pickle's end;
+- each extracted file's official MD5, when the file has the official file's size
+  (CIFAR-10, whose sizes are published with the archive's listing). A file of that size
+  claims to be the official one, so a mismatch is damage (a flipped pixel, say) and an
+  error. A file of another size is not the official file: CI rebuilds CIFAR-10 from JPEG
+  copies (../shared/tools/make_cifar10.py) in the official layout but with other pixels and
+  file names, and such a rebuild, well formed, is accepted on its structure alone. A pixel
+  changed inside such a rebuilt file cannot be told from a real pixel, and is not detected.
 """
 import hashlib
 import os
@@ -32,6 +46,8 @@ class Source:
     label_key: bytes
     meta_file: str
     names_key: bytes
+    # name -> (size in bytes, MD5) of the files in the official archive, where known
+    official_files: dict = field(default_factory=dict)
 
 
 SOURCES = {
@@ -40,7 +56,15 @@ SOURCES = {
         archive="cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a",
         folder="cifar-10-batches-py",
         train_files=tuple(f"data_batch_{i}" for i in range(1, 6)), test_files=("test_batch",),
-        label_key=b"labels", meta_file="batches.meta", names_key=b"label_names"),
+        label_key=b"labels", meta_file="batches.meta", names_key=b"label_names",
+        official_files={
+            "data_batch_1": (31035704, "c99cafc152244af753f735de768cd75f"),
+            "data_batch_2": (31035320, "d4bba439e000b95fd0a9bffe97cbabec"),
+            "data_batch_3": (31035999, "54ebc095f3ab1f0389bbae665268c751"),
+            "data_batch_4": (31035696, "634d18415352ddfa80567beed471001a"),
+            "data_batch_5": (31035623, "482c414d41f54cd18b22e5b47cb7c3cb"),
+            "test_batch": (31035526, "40351d587109b95175f43aff81a1287e"),
+            "batches.meta": (158, "5ff9c542aee3614f3951f8cda6e48888")}),
     "cifar100": Source(
         url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
         archive="cifar-100-python.tar.gz", md5="eb9058c3a382ffc7106e4002c42a8d85",
@@ -60,7 +84,7 @@ class Dataset:
 
 
 class DataError(RuntimeError):
-    pass
+    """Data that is missing or damaged; the message names the file and the fix."""
 
 
 def default_root():
@@ -161,30 +185,73 @@ def _extract(source, archive, root):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _unpickle(path):
+def _damaged(path, what):
+    return DataError(f"{path}: {what}. The file is damaged (a truncated copy or changed bytes): "
+                     f"delete the {path.parent.name}/ folder and run again to extract it afresh "
+                     f"from the archive (or to download it), or put an intact copy of the file back.")
+
+
+def _check_official(source, path):
+    """A file with the official file's size must have its MD5 (see the module's docstring)."""
+    size, md5 = source.official_files.get(path.name, (None, None))
+    if size is not None and path.stat().st_size == size and md5sum(path) != md5:
+        raise _damaged(path, f"it has the size of the official file but not its MD5 ({md5})")
+
+
+def _unpickle(source, path):
     if not path.exists():
         raise DataError(f"{path} is missing: the {path.parent.name}/ folder is incomplete. "
                         f"Delete the folder and run again, or put the missing file back.")
+    _check_official(source, path)
     with open(path, "rb") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core in the old pickles
-        return pickle.load(f, encoding="bytes")  # the files are Python 2 pickles
+        try:
+            content = pickle.load(f, encoding="bytes")  # the files are Python 2 pickles
+        except Exception as error:  # UnpicklingError, EOFError, ValueError, ... all mean damage
+            raise _damaged(path, f"it does not unpickle ({type(error).__name__}: {error})") from None
+        if f.read(1):
+            raise _damaged(path, "it has bytes after the end of its pickle")
+    if not isinstance(content, dict):
+        raise _damaged(path, f"it holds a {type(content).__name__}, not a CIFAR batch dictionary")
+    return content
 
 
-def _read_batches(source, folder, files):
-    images, labels = [], []
-    for name in files:
-        batch = _unpickle(folder / name)
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise DataError(f"{folder / name}: data has shape {data.shape}, expected (N, 3072)")
-        images.append(data.reshape(-1, 3, 32, 32))  # stored channel-major: RRR..GGG..BBB
-        labels.append(np.asarray(batch[source.label_key], dtype=np.int64))
+def _read_batch(source, path, num_classes, rows_per_batch):
+    batch = _unpickle(source, path)
+    missing = [k.decode() for k in (b"data", source.label_key) if k not in batch]
+    if missing:
+        raise _damaged(path, f"it has no {' or '.join(missing)} entry")
+    data = np.asarray(batch[b"data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise _damaged(path, f"its data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
+    labels = np.asarray(batch[source.label_key])
+    if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+        raise _damaged(path, f"it has {labels.shape} {labels.dtype} labels for {len(data)} images")
+    if rows_per_batch is not None and len(data) != rows_per_batch:
+        raise _damaged(path, f"it holds {len(data)} images, and batches.meta says each batch "
+                             f"holds {rows_per_batch}")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise _damaged(path, f"{int(bad.sum())} labels lie outside the {num_classes} classes "
+                             f"0..{num_classes - 1} (the first, image {i}, has label {labels[i]})")
+    # Stored channel-major: RRR..GGG..BBB, each plane row by row.
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def _read_batches(source, folder, files, num_classes, rows_per_batch):
+    images, labels = zip(*(_read_batch(source, folder / name, num_classes, rows_per_batch)
+                           for name in files))
     return np.concatenate(images), np.concatenate(labels)
 
 
 def _read_folder(source, folder):
-    train_images, train_labels = _read_batches(source, folder, source.train_files)
-    test_images, test_labels = _read_batches(source, folder, source.test_files)
-    meta = _unpickle(folder / source.meta_file)
+    meta_path = folder / source.meta_file
+    meta = _unpickle(source, meta_path)
+    if source.names_key not in meta:
+        raise _damaged(meta_path, f"it has no {source.names_key.decode()} entry")
     classes = [n.decode() if isinstance(n, bytes) else n for n in meta[source.names_key]]
+    rows = meta.get(b"num_cases_per_batch")  # CIFAR-10's meta says how many; CIFAR-100's not
+    train_images, train_labels = _read_batches(source, folder, source.train_files, len(classes), rows)
+    test_images, test_labels = _read_batches(source, folder, source.test_files, len(classes), rows)
     return Dataset(train_images, train_labels, test_images, test_labels, classes)

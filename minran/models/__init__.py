@@ -3,12 +3,31 @@
 Read residual_unit.py, then attention_module.py (trunk, soft mask, attention residual
 learning), then network.py (stages and variants).
 """
-from functools import partial
+import difflib
+import functools
+import inspect
 
 from .attention_module import AttentionModule
-from .network import VARIANTS, ResidualAttentionNet, Variant
+from .network import VARIANTS, Network, ResidualAttentionNet, Variant
 from .residual_unit import ResidualUnit
 from .resnet import PreActResNet
+
+
+def _strict(build):
+    """Refuse options a builder does not have, naming them and the ones it has: a misspelt
+    `residul=False` must fail, not quietly train the default network."""
+    accepted = list(inspect.signature(build).parameters)
+
+    @functools.wraps(build)
+    def checked(*args, **options):
+        unknown = [k for k in options if k not in accepted]
+        if unknown:
+            guesses = [g for k in unknown for g in difflib.get_close_matches(k, accepted, 1)]
+            hint = f" (did you mean {', '.join(map(repr, guesses))}?)" if guesses else ""
+            raise TypeError(f"{build.__name__}: unknown option {', '.join(map(repr, unknown))}"
+                            f"{hint}; it accepts {', '.join(accepted)}")
+        return build(*args, **options)
+    return checked
 
 
 def _builder(name):
@@ -21,7 +40,7 @@ def _builder(name):
                                     activation=activation, mask=mask, widths=widths)
     build.__name__ = name
     build.__doc__ = f"{name}: {VARIANTS[name]}"
-    return build
+    return _strict(build)
 
 
 attention56 = _builder("attention56")
@@ -35,12 +54,15 @@ attention92_imagenet = _builder("attention92_imagenet")
 
 
 def _resnet_builder(depth, doc):
-    def build(num_classes=10, in_channels=3, width=1, widths=None, **_ignored):
+    def build(num_classes=10, in_channels=3, width=1, widths=None, residual=True,
+              activation="mixed", mask="encoder-decoder"):
+        # The attention options are named (so a misspelling is still an error) and ignored:
+        # one command line or experiment config builds either kind of network.
         return PreActResNet(depth, num_classes=num_classes, in_channels=in_channels,
                             width=width, widths=widths)
     build.__name__ = f"preact_resnet{depth}"
     build.__doc__ = doc + "; attention-only options (residual, activation, mask) are ignored."
-    return build
+    return _strict(build)
 
 
 preact_resnet164 = _resnet_builder(164, "The Table 5 baseline, paired with Attention-92")
@@ -60,6 +82,6 @@ def build_model(name, **options):
     return BUILDERS[name](**options)
 
 
-__all__ = ["AttentionModule", "ResidualAttentionNet", "ResidualUnit", "PreActResNet",
+__all__ = ["AttentionModule", "Network", "ResidualAttentionNet", "ResidualUnit", "PreActResNet",
            "Variant", "VARIANTS", "BUILDERS", "build_model", "preact_resnet164", "preact_resnet56",
            *VARIANTS]

@@ -7,7 +7,7 @@ to the smallest), so the smallest mask map is the same size in every stage.
 from dataclasses import dataclass
 
 from .. import functional as F
-from ..nn import BatchNorm2d, Conv2d, Linear, Module, Sequential
+from ..nn import BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential
 from .attention_module import AttentionModule
 from .residual_unit import ResidualUnit
 
@@ -37,7 +37,59 @@ VARIANTS = {
 POOLINGS = (3, 2, 1)   # mask pooling depth k of stages 1, 2, 3
 
 
-class ResidualAttentionNet(Module):
+class Network(Module):
+    """What every network here shares: a stem, stages, and the head bn-relu-average-fc.
+
+    A subclass builds `stem`, the stages named in `stage_names` (Sequentials of residual
+    units and, in the attention network, attention modules), `head_bn` and `fc`; the pass
+    through them, the input check and `summary()` are written once, here.
+    """
+    stage_names = ("stage1", "stage2", "stage3")
+    input_size = 32        # what summary() feeds when given no size
+
+    @property
+    def stages(self):
+        return [getattr(self, n) for n in self.stage_names]
+
+    def _build_head(self, channels, num_classes):
+        self.head_bn = BatchNorm2d(channels)
+        self.fc = Linear(channels, num_classes)
+
+    def head(self, h):
+        """Pre-activation networks end with the bn-relu their last unit did not apply."""
+        return self.fc(F.global_avg_pool(self.head_bn(h, relu=True)))
+
+    def _check_input(self, x):
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__}: expected input (N, {self.in_channels}, H, W), "
+                             f"got {x.shape}")
+
+    def forward(self, x, return_masks=False):
+        """Logits (N, classes); with return_masks, also every attention module's mask."""
+        self._check_input(x)
+        masks = []
+        h = self.stem(x)
+        for stage in self.stages:
+            for layer in stage:
+                if isinstance(layer, AttentionModule):
+                    h, mask = layer(h, return_mask=True)
+                    masks.append(mask)
+                else:
+                    h = layer(h)
+        logits = self.head(h)
+        return (logits, masks) if return_masks else logits
+
+    def summary(self, input_size=None, file=None):
+        from .summary import summary
+        return summary(self, input_size, file=file)
+
+
+def cifar_stem(in_channels, width):
+    """One 3x3 convolution; no bn-relu, since the first residual unit starts with one."""
+    return Sequential(Conv2d(in_channels, width, 3, padding=1, bias=False))
+
+
+class ResidualAttentionNet(Network):
     def __init__(self, variant, num_classes=10, in_channels=3, width=1, residual=True,
                  activation="mixed", mask="encoder-decoder", widths=None):
         """`widths` = (stem, stage1, stage2, stage3[, top]) overrides `width` (tiny test nets)."""
@@ -53,12 +105,15 @@ class ResidualAttentionNet(Module):
             widths = (64, 256, 512, 1024, 2048) if variant.imagenet else (16, 64, 128, 256)
             widths = tuple(w * width for w in widths)
         stem_width, top, widths = widths[0], widths[-1], widths[1:4]
-        if variant.imagenet:
+        if variant.imagenet:   # Table 2: conv 7x7 /2, then max pool 3x3 /2
             self.stem = Sequential(Conv2d(in_channels, stem_width, 7, stride=2, padding=3,
-                                          bias=False), BatchNorm2d(stem_width))
-            self.downsample = 4    # stem conv /2 and max pool /2
+                                          bias=False), BatchNorm2d(stem_width), ReLU(),
+                                   MaxPool2d(3, stride=2, padding=1))
+            self.downsample = 4
+            self.stage_names = ("stage1", "stage2", "stage3", "stage4")
+            self.input_size = 224
         else:
-            self.stem = Sequential(Conv2d(in_channels, stem_width, 3, padding=1, bias=False))
+            self.stem = cifar_stem(in_channels, stem_width)
             self.downsample = 1
         previous = stem_width
         stages = []
@@ -74,23 +129,14 @@ class ResidualAttentionNet(Module):
             self.stage4 = Sequential(ResidualUnit(previous, top, stride=2),
                                      ResidualUnit(top, top), ResidualUnit(top, top))
             previous = top
-        self.head_bn = BatchNorm2d(previous)
-        self.fc = Linear(previous, num_classes)
-
-    @property
-    def stages(self):
-        names = ("stage1", "stage2", "stage3", "stage4") if self.variant.imagenet \
-            else ("stage1", "stage2", "stage3")
-        return [getattr(self, n) for n in names]
+        self._build_head(previous, num_classes)
 
     def min_input_size(self):
         """Smallest H (= W) whose every mask level still halves: 8 for CIFAR, 32 for ImageNet."""
         return max(self.downsample * 2 ** stage * 2 ** k for stage, k in enumerate(POOLINGS))
 
     def _check_input(self, x):
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"ResidualAttentionNet: expected input (N, {self.in_channels}, H, W), "
-                             f"got {x.shape}")
+        super()._check_input(x)
         smallest = self.min_input_size()
         if min(x.shape[2:]) < smallest:
             raise ValueError(f"ResidualAttentionNet: input {x.shape[2]}x{x.shape[3]} is too "
@@ -98,27 +144,5 @@ class ResidualAttentionNet(Module):
                              f"/{self.downsample} stem, so inputs must be at least "
                              f"{smallest}x{smallest}")
 
-    def forward(self, x, return_masks=False):
-        """Logits (N, classes); with return_masks, also every attention module's mask."""
-        self._check_input(x)
-        masks = []
-        h = self.stem(x)
-        if self.variant.imagenet:
-            h = F.max_pool2d(F.relu(h), 3, stride=2, padding=1)
-        for stage in self.stages:
-            for layer in stage:
-                if isinstance(layer, AttentionModule):
-                    h, mask = layer(h, return_mask=True)
-                    masks.append(mask)
-                else:
-                    h = layer(h)
-        h = F.global_avg_pool(F.relu(self.head_bn(h)))
-        logits = self.fc(h)
-        return (logits, masks) if return_masks else logits
-
     def attention_modules(self):
         return [m for m in self.modules() if isinstance(m, AttentionModule)]
-
-    def summary(self, input_size=None, file=None):
-        from .summary import summary
-        return summary(self, input_size, file=file)

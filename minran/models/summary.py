@@ -9,8 +9,7 @@ from ..tensor import Tensor, no_grad
 
 def summary(model, input_size=None, file=None):
     """Run one image through `model` and print what each part makes and costs."""
-    imagenet = getattr(getattr(model, "variant", None), "imagenet", False)
-    size = input_size or (224 if imagenet else 32)
+    size = input_size or model.input_size
     dtype = model.parameters()[0].dtype
     x = Tensor(np.zeros((1, model.in_channels, size, size), dtype=dtype))
     if model.parameters()[0].device == "gpu":
@@ -19,23 +18,18 @@ def summary(model, input_size=None, file=None):
     model.eval()
     rows = []
 
-    def run(name, fn, h, params):
+    def run(name, part, h, *modules):
         with F.counting_macs() as macs:
-            out = fn(h)
+            out = part(h)
+        params = sum(p.size for m in modules for p in m.parameters())
         rows.append((name, out.shape[1:], params, sum(macs.values())))
         return out
 
-    def count(module):
-        return sum(p.size for p in module.parameters())
-
-    with no_grad():
-        h = run("stem", model.stem, x, count(model.stem))
-        if imagenet:
-            h = F.max_pool2d(F.relu(h), 3, stride=2, padding=1)
+    with no_grad():   # the same parts, in the same order, as the network's own forward
+        h = run("stem", model.stem, x, model.stem)
         for i, stage in enumerate(model.stages, 1):
-            h = run(f"stage{i}", lambda h, s=stage: model_stage(s, h), h, count(stage))
-        head = count(model.head_bn) + count(model.fc)
-        run("head", lambda h: model.fc(F.global_avg_pool(F.relu(model.head_bn(h)))), h, head)
+            h = run(f"stage{i}", stage, h, stage)
+        run("head", model.head, h, model.head_bn, model.fc)
     model.train(was_training)
 
     lines = [f"{type(model).__name__}  input 1x{model.in_channels}x{size}x{size}",
@@ -51,8 +45,3 @@ def summary(model, input_size=None, file=None):
     print(text, file=file or sys.stdout)
     return text
 
-
-def model_stage(stage, h):
-    for layer in stage:
-        h = layer(h)
-    return h

@@ -74,5 +74,6 @@ class SGD:
                              f"buffers, the optimiser has {len(self.params)} parameters")
         self.lr, self.momentum = state["lr"], state["momentum"]
         self.nesterov, self.weight_decay = state["nesterov"], state["weight_decay"]
-        self.buffers = [None if b is None else p.xp.asarray(b, dtype=p.dtype)
+        # A copy: two optimisers loaded from one state must not share momentum buffers.
+        self.buffers = [None if b is None else p.xp.array(b, dtype=p.dtype)
                         for p, b in zip(self.params, state["buffers"])]

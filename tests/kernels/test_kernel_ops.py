@@ -230,3 +230,37 @@ def test_gpu_arrays_take_the_kernel_path_unless_switched_off(monkeypatch):
     with pytest.raises(ValueError, match="mode must be one of"):
         with kernels.use("on"):
             pass
+
+
+def test_arrays_with_cupys_flags_are_accepted():
+    """CuPy's ndarray.flags has c_contiguous but no `writeable`: the argument check must not
+    ask for it (this path cannot run without a GPU otherwise)."""
+    class CupyLikeFlags:
+        c_contiguous, f_contiguous, owndata = True, False, True
+    array = np.zeros(4, np.float32)
+
+    class CupyLikeArray:
+        dtype, shape, strides, flags = array.dtype, array.shape, array.strides, CupyLikeFlags()
+    param = kernels.Param("T*", "out")
+    stub = CupyLikeArray()
+    assert kernels._argument("k<float>", 0, param, stub, "float", "cpu") is stub
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_batch_norm_statistics_survive_a_large_mean_in_float32(tier):
+    """Values near 100 that differ by about 0.1: E[x^2] - E[x]^2 subtracts two numbers near
+    10^4 whose float32 rounding is about 10^-3, as large as the variance itself; the kernel's
+    two passes (the mean, then squares about it) keep the variance to 1e-3."""
+    x = (100 + 0.1 * np.random.default_rng(0).standard_normal((64, 2, 8, 8))).astype(np.float32)
+    truth = x.astype(np.float64).var(axis=(0, 2, 3))
+    squares = (x * x).mean(axis=(0, 2, 3), dtype=np.float32)
+    naive = squares - x.mean(axis=(0, 2, 3), dtype=np.float32) ** 2
+    assert np.abs(naive / truth - 1).max() > 1e-2   # the formula the kernel must not use
+    rv = np.zeros(2, np.float32)
+    with on(tier) as put:
+        running = put(rv)
+        F.batch_norm(Tensor(put(x)), None, None, put(np.zeros(2, np.float32)), running, True,
+                     momentum=1.0)
+        unbiased = backend.to_numpy(running)
+    n = x.size // 2
+    np.testing.assert_allclose(unbiased * (n - 1) / n, truth, rtol=1e-3)
