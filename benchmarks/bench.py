@@ -5,8 +5,20 @@
 
 Times a full training step (forward, backward, SGD with Nesterov momentum and weight decay)
 and inference (eval mode, no graph) after warm-up, over --steps steps, and reports the
-median ms/step, images/s and peak memory (host RSS on the CPU, the CuPy pool's peak on the
-GPU). Both frameworks run in the same process, one after the other, same batch and dtype.
+median ms/step, images/s, peak memory (host RSS on the CPU, the CuPy pool's peak on the
+GPU) and the median CPU time of a training step (all threads together: the work done, which
+waiting for the cores of a busy machine does not inflate). Each framework runs in its own
+child process (so each peak memory is its own), one after the other, on the same batch and
+dtype.
+
+Threads on the CPU: minran splits each op's batch over --threads threads (minran/parallel.py,
+default: every core) and, as train_cifar.py trains, gives NumPy's OpenBLAS one thread each
+(--blas-threads, default 1; OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or MKL_NUM_THREADS in the
+environment choose instead). PyTorch uses its own default, one thread per core, unless
+--torch-threads says. The header line of the output says what each used.
+
+On a busy machine, --rounds R runs the two children R times, alternately, and reports each
+framework's fastest training and fastest inference over the rounds (and lists every round).
 """
 import argparse
 import json
@@ -30,16 +42,27 @@ def peak_rss_mb():
 
 
 def timed(fn, steps, warmup, sync=lambda: None):
+    """Median wall seconds per call, and median CPU seconds of the process per call (every
+    thread's; the work done, which other processes on a busy machine do not inflate)."""
     for _ in range(warmup):
         fn()
     sync()
-    times = []
+    times, cpu = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), statistics.median(cpu)
+
+
+def threads_line():
+    """What this minran child runs on, for the output's header."""
+    from minran import backend, parallel
+    blas = getattr(backend, "blas_threads", lambda: None)()
+    blas = blas if blas is not None else os.environ.get("OPENBLAS_NUM_THREADS", "?")
+    return f"minran {parallel.threads()} threads, {blas} BLAS"
 
 
 def bench_minran(args):
@@ -65,14 +88,14 @@ def bench_minran(args):
         with no_grad():
             model(x)
     model.train()
-    train_s = timed(step, args.steps, args.warmup, sync)
+    train_s, train_cpu = timed(step, args.steps, args.warmup, sync)
     model.eval()
-    infer_s = timed(infer, args.steps, args.warmup, sync)
+    infer_s, _ = timed(infer, args.steps, args.warmup, sync)
     memory = peak_rss_mb()
     if args.device == "gpu":
         import cupy
         memory = cupy.get_default_memory_pool().total_bytes() / 2**20
-    return model.num_parameters(), train_s, infer_s, memory
+    return model.num_parameters(), train_s, infer_s, memory, threads_line(), train_cpu
 
 
 def bench_torch(args):
@@ -82,6 +105,8 @@ def bench_torch(args):
         return None
     sys.path.insert(0, os.path.dirname(__file__))
     from torch_reference import build
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -104,11 +129,12 @@ def bench_torch(args):
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model.train()
-    train_s = timed(step, args.steps, args.warmup, sync)
+    train_s, train_cpu = timed(step, args.steps, args.warmup, sync)
     model.eval()
-    infer_s = timed(infer, args.steps, args.warmup, sync)
+    infer_s, _ = timed(infer, args.steps, args.warmup, sync)
     memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb()
-    return sum(p.numel() for p in model.parameters()), train_s, infer_s, memory
+    return (sum(p.numel() for p in model.parameters()), train_s, infer_s, memory,
+            f"PyTorch {torch.__version__} {torch.get_num_threads()} threads", train_cpu)
 
 
 def profile(args):
@@ -152,13 +178,33 @@ def profile(args):
         print(f"{op:<20}{f:>12.1f}{b:>13.1f}{(f + b) / total / 10:>7.1f}%")
 
 
-def _in_child(argv, which):
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _best(results):
+    """Over rounds: the fastest training (with its CPU time) and the fastest inference, and
+    the largest peak memory."""
+    if not results or results[0] is None:
+        return None
+    train = min(results, key=lambda r: r[1])
+    infer = min(r[2] for r in results)
+    return (train[0], train[1], infer, max(r[3] for r in results), train[4], train[5])
+
+
+def _in_child(argv, which, args):
     argv = sys.argv[1:] if argv is None else argv
+    env = dict(os.environ)
+    if which == "minran":   # set before the child imports NumPy, which reads them once
+        if args.threads:
+            env["MINRAN_THREADS"] = str(args.threads)
+        if args.blas_threads or not any(env.get(name) for name in BLAS_VARIABLES):
+            env["OPENBLAS_NUM_THREADS"] = str(args.blas_threads or 1)
     done = subprocess.run([sys.executable, __file__, *argv, "--only", which],
-                          capture_output=True, text=True, check=True)
-    line = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    result = json.loads(line[len("RESULT "):])
-    return None if result is None else tuple(result)
+                          capture_output=True, text=True, check=True, env=env)
+    lines = done.stdout.splitlines()
+    result = json.loads([l for l in lines if l.startswith("RESULT ")][-1][len("RESULT "):])
+    others = [line for line in lines if not line.startswith("RESULT ")]
+    return None if result is None else tuple(result), others
 
 
 def main(argv=None):
@@ -171,29 +217,58 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--profile", action="store_true", help="also print a per-op profile")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--threads", type=int, help="minran's threads (default: every core)")
+    p.add_argument("--blas-threads", type=int,
+                   help="OpenBLAS threads for minran (default 1, as train_cifar.py trains)")
+    p.add_argument("--torch-threads", type=int, help="PyTorch's threads (default: its own)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run each framework this many times, alternately, and report each "
+                        "one's fastest training and inference (for a busy machine)")
     p.add_argument("--only", choices=["minran", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.only:  # a child process: one framework, so its peak memory is its own
         result = bench_minran(args) if args.only == "minran" else bench_torch(args)
         print("RESULT", json.dumps(result))
+        if args.profile and args.only == "minran":   # with the same threads as the timing
+            profile(args)
         return
-    mine = _in_child(argv, "minran")
-    theirs = None if args.no_torch else _in_child(argv, "torch")
+    rounds = {"minran": [], "torch": []}
+    for _ in range(args.rounds):   # alternating, so a slow spell of a busy machine hits both
+        result, profile_lines = _in_child(argv, "minran", args)
+        rounds["minran"].append(result)
+        if not args.no_torch:
+            rounds["torch"].append(_in_child(argv, "torch", args)[0])
+    mine, theirs = _best(rounds["minran"]), (_best(rounds["torch"]) if rounds["torch"] else None)
+    if args.rounds > 1:
+        for name, results in rounds.items():
+            if results and results[0]:
+                print(f"{name} rounds, train ms: "
+                      + " ".join(f"{r[1] * 1000:.0f}" for r in results)
+                      + "; infer ms: " + " ".join(f"{r[2] * 1000:.0f}" for r in results))
+        if theirs:   # each round's minran beside the PyTorch run right after it
+            pairs = list(zip(rounds["minran"], rounds["torch"]))
+            print("ratio of each round, training: "
+                  + " ".join(f"{t[1] / m[1]:.2f}" for m, t in pairs) + "; inference: "
+                  + " ".join(f"{t[2] / m[2]:.2f}" for m, t in pairs))
     print(f"{args.arch}, batch {args.batch}, {args.device}, {args.dtype}, median of {args.steps} steps "
-          f"after {args.warmup} warm-up")
-    print(f"{'':<10}{'params':>12}{'train ms':>10}{'train img/s':>13}{'infer img/s':>13}{'peak MiB':>10}")
+          f"after {args.warmup} warm-up" + (f", best of {args.rounds} rounds" if args.rounds > 1
+                                            else "")
+          + "; " + "; ".join(r[4] for r in (mine, theirs) if r))
+    print(f"{'':<10}{'params':>12}{'train ms':>10}{'train img/s':>13}{'infer img/s':>13}{'peak MiB':>10}"
+          f"{'train CPU ms':>14}")
     rows = [("minran", mine)] + ([("pytorch", theirs)] if theirs else [])
-    for name, (params, train_s, infer_s, memory) in rows:
+    for name, (params, train_s, infer_s, memory, _, train_cpu) in rows:
         print(f"{name:<10}{params:>12,}{train_s * 1000:>10.0f}{args.batch / train_s:>13.1f}"
-              f"{args.batch / infer_s:>13.1f}{memory:>10.0f}")
+              f"{args.batch / infer_s:>13.1f}{memory:>10.0f}{train_cpu * 1000:>14.0f}")
     if theirs:
         assert mine[0] == theirs[0], f"parameter counts differ: minran {mine[0]}, torch {theirs[0]}"
         print(f"ratio minran/pytorch: training {theirs[1] / mine[1]:.2f}, inference {theirs[2] / mine[2]:.2f} "
-              f"(same parameter count {mine[0]:,})")
+              f"(same parameter count {mine[0]:,}); CPU time per training step "
+              f"{theirs[5] / mine[5]:.2f}")
     else:
         print("(no PyTorch comparison: " + ("--no-torch given)" if args.no_torch else "torch is not installed)"))
     if args.profile:
-        profile(args)
+        print("\n".join(profile_lines))
 
 
 if __name__ == "__main__":

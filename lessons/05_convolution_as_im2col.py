@@ -1,13 +1,14 @@
 """Lesson 5: convolution is a matrix product once every receptive field is a column.
 
 Files: minran/functional/conv.py (im2col, col2im, conv2d), minran/functional/profile.py,
-       minran/functional/conv.cu (the CUDA twins of im2col and col2im; lesson 14)
+       minran/functional/conv.cu (the CUDA twins of im2col and col2im; lesson 14),
+       minran/parallel.py
 Paper: every 1x1 and 3x3 convolution of the residual units (Sec. 3, Fig. 2).
 """
 import numpy as np
 
 import minran.functional as F
-from minran import Tensor
+from minran import Tensor, parallel
 
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2, 3, 6, 6))
@@ -32,6 +33,26 @@ print("loops == minran F.conv2d:", np.allclose(out, F.conv2d(Tensor(x), Tensor(w
 c = rng.standard_normal(cols.shape)
 print("adjoint check:", np.isclose((cols * c).sum(), (x * F.col2im(c, x.shape, (3, 3), (1, 1), (1, 1))).sum()))
 
+# The backward needs col2im(W^T @ g) for the input gradient. For stride 1 the same thing is
+# a convolution of g (padded by k - 1 - p) with the kernel flipped and its channel axes
+# swapped: one im2col, a copy, instead of col2im's scattered adds. conv2d uses it on the CPU.
+g = rng.standard_normal((2, 4, 6, 6))
+by_col2im = F.col2im(w.reshape(4, -1).T @ g.reshape(2, 4, 36), x.shape, (3, 3), (1, 1), (1, 1))
+flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).copy()
+print("col2im(W^T g) == conv2d(g, flipped W):",
+      np.allclose(by_col2im, F.conv2d(Tensor(g), Tensor(flipped), padding=1).data))
+
+# conv2d cuts the batch into slices of a few images (minran/parallel.py) and works on them on
+# every core at once (NumPy lets go of Python's lock inside its loops). The slices depend on
+# the shapes alone, so the answer does not depend on the number of threads:
+big = Tensor(rng.standard_normal((64, 3, 16, 16)))
+with parallel.using(1):
+    one = F.conv2d(big, Tensor(w), padding=1).data
+with parallel.using(4):
+    four = F.conv2d(big, Tensor(w), padding=1).data
+print(len(parallel.slices(big.data, axis_bytes=8 * 27 * 256)), "slices; 1 thread == 4 threads,"
+      " bit for bit:", np.array_equal(one, four))
+
 with F.counting_macs() as macs:
     F.conv2d(Tensor(x), Tensor(w), padding=1)
 print("multiply-accumulates:", macs, "= 2*4*6*6 outputs x 27")
@@ -39,3 +60,4 @@ print("multiply-accumulates:", macs, "= 2*4*6*6 outputs x 27")
 # Exercises
 # 1. Why does conv2d skip im2col for a 1x1 stride-1 convolution? (Most of the network's are.)
 # 2. How much memory does im2col take for a 64-channel 32x32 batch of 64 and a 3x3 kernel?
+#    How much does conv2d hold at once, slicing the batch as it does (parallel.SLICE_BYTES)?

@@ -17,6 +17,17 @@ y.backward(np.ones(y.shape))
 print("max pool 2x2:\n", y.data[0, 0])
 print("gradient: only each window's winner gets it, ties go to the first:\n", x.grad.data[0, 0])
 
+# max_pool2d keeps no argmax for its backward: it finds every window's winner again, the first
+# offset in row order whose value equals the window's maximum. The same by hand, offset by
+# offset, for the 2x2 windows above:
+out, free, grad = y.data[0, 0], np.ones((2, 2), bool), np.zeros((4, 4))
+for i in range(2):
+    for j in range(2):
+        won = (x.data[0, 0, i::2, j::2] == out) & free
+        free &= ~won
+        grad[i::2, j::2] += won
+print("winners found again == the gradient above:", np.array_equal(grad, x.grad.data[0, 0]))
+
 print("average pool:", F.avg_pool2d(Tensor(x.data), 2).data[0, 0].tolist())
 
 # The mask's pooling: 32 -> 16 -> 8 -> 4, and odd sizes round up: 7 -> 4.

@@ -29,8 +29,9 @@ print("state_dict keys:", list(bn.state_dict()))
 # needs two sums over the batch of the gradient reaching xhat (gxhat = g * w):
 #     gx = (n * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat)) / (n * std)
 # written plainly below. batch_norm gets the same two sums for free from the bias and weight
-# gradients it computes anyway, and `_normalize_backward` (normalization.py) works in place.
-# Both must agree:
+# gradients it computes anyway, never stores xhat (it rebuilds x - mean one slice of the
+# batch at a time), and writes gx as g * w / std + (x - mean) * k + c with k and c per
+# channel, slice by slice on every core (minran/parallel.py). Both must agree:
 x64 = Tensor(x.data.astype(np.float64), requires_grad=True)
 w64 = Tensor(rng.standard_normal(3) + 1, requires_grad=True)
 b64 = Tensor(rng.standard_normal(3), requires_grad=True)
@@ -44,6 +45,11 @@ gxhat = g * w64.data.reshape(1, 3, 1, 1)
 plain = inv_std / n * (n * gxhat - gxhat.sum(axis=axes, keepdims=True)
                        - xhat * (gxhat * xhat).sum(axis=axes, keepdims=True))
 print("fast vs plain backward, largest difference:", np.abs(x64.grad.data - plain).max())
+# The forward folds normalise-then-scale into one multiply and one add per value:
+# (x - mean) / std * w + b = x * a + c with a = w / std and c = b - mean * a.
+y64 = F.batch_norm(Tensor(x64.data), w64, b64, None, None, training=True).data
+print("x * a + c == the plain formula:",
+      np.allclose(y64, xhat * w64.data.reshape(1, 3, 1, 1) + b64.data.reshape(1, 3, 1, 1)))
 assert np.allclose(x64.grad.data, plain, rtol=1e-10, atol=1e-12)
 
 # Exercises

@@ -7,7 +7,7 @@ automatic differentiation) and frees it as it goes.
 """
 import numpy as np
 
-from . import backend
+from . import backend, parallel
 
 _grad_enabled = True
 
@@ -106,7 +106,8 @@ class Tensor:
                     continue
                 key = id(parent)
                 # Not in place: pg may be the very array another branch still holds.
-                grads[key] = pg if key not in grads else grads[key] + pg
+                grads[key] = (pg if key not in grads
+                              else parallel.elementwise(xp.add, grads[key], pg))
             if not retain_graph:  # free the saved arrays as soon as they are used
                 node._parents, node._backward = (), None
 

@@ -1,4 +1,5 @@
 """Pointwise non-linearities. CUDA twins: activation.cu."""
+from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
@@ -17,30 +18,52 @@ def sigmoid(x):
     return Tensor._from_op(y, (x,), lambda g: (_sigmoid_backward(g, y),), "sigmoid")
 
 
+# The NumPy twins run slice by slice of the batch on every core (parallel.elementwise).
 def _relu(x):
     if kernels.active(x):
         return _pointwise_cuda("relu_forward", x)
-    return array_module(x).maximum(x, 0)
+    return parallel.elementwise(array_module(x).maximum, x, 0)
 
 
 def _relu_backward(g, x):
     if kernels.active(g):
         return _pointwise_cuda("relu_backward", g, x)
-    return g * (x > 0)
+    return parallel.elementwise(_through_relu, g, x)
+
+
+def _through_relu(g, x, out=None):
+    return array_module(g).multiply(g, x > 0, out=out)
 
 
 def _sigmoid(x):
     if kernels.active(x):
         return _pointwise_cuda("sigmoid_forward", x)
+    return parallel.elementwise(_stable_sigmoid, x)
+
+
+def _stable_sigmoid(x, out=None):
+    """1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) <= 1, written without a
+    per-element choice (xp.where is slow in NumPy): the numerator max(e, x >= 0) is 1 for
+    x >= 0 (e <= 1) and e below (the comparison is 0 there)."""
     xp = array_module(x)
     e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    numerator = xp.maximum(e, x >= 0, dtype=x.dtype)
+    e += 1
+    return xp.divide(numerator, e, out=out)
 
 
 def _sigmoid_backward(g, y):
     if kernels.active(g):
         return _pointwise_cuda("sigmoid_backward", g, y)
-    return g * y * (1 - y)
+    return parallel.elementwise(_through_sigmoid, g, y)
+
+
+def _through_sigmoid(g, y, out=None):
+    """g * y * (1 - y)"""
+    xp = array_module(g)
+    out = xp.multiply(g, y, out=out)
+    out *= 1 - y
+    return out
 
 
 def _pointwise_cuda(kernel, *inputs):

@@ -1,5 +1,6 @@
 """The ops particular to the attention module: the combine step and two mask activations.
 CUDA twins: attention.cu."""
+from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
@@ -33,7 +34,14 @@ def _combine(m, t, residual):
         CUDA.launch("attention_combine_forward", m, t, out, out.size, int(residual),
                     threads=out.size)
         return out
-    return (1 + m if residual else m) * t
+    return parallel.elementwise(_residual_combine if residual else array_module(m).multiply, m, t)
+
+
+def _residual_combine(m, t, out=None):
+    """(1 + m) * t"""
+    out = array_module(m).add(m, 1, out=out)
+    out *= t
+    return out
 
 
 def _combine_backward(g, m, t, residual):
@@ -44,7 +52,9 @@ def _combine_backward(g, m, t, residual):
                     kernels.contiguous(t), g_mask, g_trunk, g.size, int(residual),
                     threads=g.size)
         return g_mask, g_trunk
-    return g * t, g * (1 + m if residual else m)
+    xp = array_module(g)
+    return (parallel.elementwise(xp.multiply, g, t),
+            parallel.elementwise(_residual_combine if residual else xp.multiply, m, g))
 
 
 def channel_normalize(x, eps=1e-12):

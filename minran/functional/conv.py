@@ -5,6 +5,7 @@ becomes `W (Cout, Cin*kh*kw) @ cols (N, Cin*kh*kw, Ho*Wo)`. Its backward is two 
 products, and col2im adds each column back where it came from (the adjoint of im2col).
 Both have a CUDA twin in conv.cu; the matrix products run on BLAS or cuBLAS.
 """
+from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
@@ -37,12 +38,21 @@ def im2col(x, kernel, stride, padding):
                     Ho, Wo, threads=cols.size)
         return cols
     if ph or pw:
-        x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        x = _pad(x, ph, pw)
     cols = xp.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, :, i, j] = x[:, :, i:i + sh * Ho:sh, j:j + sw * Wo:sw]
     return cols.reshape(N, C * kh * kw, Ho * Wo)
+
+
+def _pad(x, ph, pw):
+    """x with ph zero rows above and below and pw zero columns each side (what xp.pad does,
+    without its per-call cost: convolution pads every slice of the batch)."""
+    N, C, H, W = x.shape
+    padded = array_module(x).zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    padded[:, :, ph:ph + H, pw:pw + W] = x
+    return padded
 
 
 def col2im(cols, x_shape, kernel, stride, padding):
@@ -88,25 +98,56 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     # A 1x1, stride-1 convolution needs no im2col: the input already is the column matrix.
     pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
 
-    def columns():
-        return x.data.reshape(N, C, H * W) if pointwise else im2col(x.data, kernel, stride, padding)
+    def columns(images):
+        """The column matrix of some images of x, (n, Cin*kh*kw, Ho*Wo)."""
+        n = images.shape[0]
+        return images.reshape(n, C, H * W) if pointwise else im2col(images, kernel, stride,
+                                                                    padding)
+    # The batch is cut into slices of a few images (parallel.py): each slice's columns are
+    # built, used and dropped while they are still in the cache, on every core, and no
+    # full-size column matrix ever exists (a 3x3 conv's is 9 times its input).
+    parts = parallel.slices(x.data, axis_bytes=x.data.itemsize * (C * kh * kw + Cout) * Ho * Wo)
     w2 = w.data.reshape(Cout, Cin * kh * kw)
-    out = xp.matmul(w2, columns()).reshape(N, Cout, Ho, Wo)
-    if b is not None:
-        out += b.data.reshape(1, Cout, 1, 1)
+    out = xp.empty((N, Cout, Ho * Wo), dtype=x.dtype)
+
+    def forward(s):
+        xp.matmul(w2, columns(x.data[s]), out=out[s])
+        if b is not None:
+            out[s] += b.data.reshape(Cout, 1)
+    parallel.run(forward, parts)
     count_macs("conv2d", N * Cout * Ho * Wo * Cin * kh * kw)
+    # The input gradient of a stride-1 convolution is itself a convolution: of g, padded
+    # by k - 1 - p, with the kernel flipped and its two channel axes swapped. That is one
+    # im2col (a copy) where col2im is a scatter of adds, which NumPy does slowly; the GPU
+    # keeps col2im, a gather kernel. (tests/test_fast_paths.py holds the two equal.)
+    flipped = (stride == (1, 1) and padding[0] < kh and padding[1] < kw and not pointwise
+               and not kernels.active(x.data))
 
     def backward(g):
         # The columns are built again rather than kept from the forward pass: a 3x3 conv's
         # columns are 9 times its input, and keeping them for every conv until the backward
         # costs more memory than rebuilding them costs time (docs/BENCHMARKS.md).
         g2 = g.reshape(N, Cout, Ho * Wo)
-        gw = xp.matmul(g2, columns().transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-        gx = None
-        if x.requires_grad:
-            gcols = xp.matmul(w2.T, g2)
-            gx = gcols.reshape(x.shape) if pointwise else col2im(gcols, x.shape, kernel,
-                                                                 stride, padding)
+        gx = xp.empty(x.shape, dtype=x.dtype) if x.requires_grad else None
+        if flipped:
+            w_flipped = w.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(Cin, Cout * kh * kw)
+            g_padding = (kh - 1 - padding[0], kw - 1 - padding[1])
+
+        def slice_backward(s):
+            # The weight gradient transposed, cols @ g^T, (K, Cout): BLAS is up to 1.7 times
+            # faster this way round than g @ cols^T at the network's shapes.
+            gw_t = xp.matmul(columns(x.data[s]), g2[s].transpose(0, 2, 1)).sum(axis=0)
+            if gx is None:
+                return gw_t
+            if pointwise:
+                xp.matmul(w2.T, g2[s], out=gx[s].reshape(-1, C, H * W))
+            elif flipped:
+                g_cols = im2col(g2[s].reshape(-1, Cout, Ho, Wo), kernel, (1, 1), g_padding)
+                xp.matmul(w_flipped, g_cols, out=gx[s].reshape(-1, C, H * W))
+            else:
+                gx[s] = col2im(xp.matmul(w2.T, g2[s]), gx[s].shape, kernel, stride, padding)
+            return gw_t
+        gw = parallel.total(parallel.run(slice_backward, parts)).T.reshape(w.shape)
         gb = g.sum(axis=(0, 2, 3)) if b is not None else None
         return gx, gw, gb
-    return Tensor._from_op(out, (x, w, b), backward, "conv2d")
+    return Tensor._from_op(out.reshape(N, Cout, Ho, Wo), (x, w, b), backward, "conv2d")

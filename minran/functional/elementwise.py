@@ -1,5 +1,6 @@
 """Elementwise arithmetic with NumPy broadcasting; each gradient is summed back to its
 input's shape by `unbroadcast`."""
+from .. import parallel
 from ..tensor import Tensor
 from ._util import as_tensor, check_same, unbroadcast
 
@@ -24,7 +25,8 @@ def add(a, b):
 
     def backward(g):
         return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
-    return Tensor._from_op(a.data + b.data, (a, b), backward, "add")
+    return Tensor._from_op(parallel.elementwise(a.xp.add, a.data, b.data), (a, b), backward,
+                           "add")
 
 
 def sub(a, b):

@@ -1,11 +1,13 @@
 """Batch normalisation (with the ReLU that follows it optionally fused in), and the shared
 normalise step the spatial attention mask reuses. CUDA twin: normalization.cu."""
+from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_same
 
 CUDA = kernels.Source(__file__)
+IMAGE_FROM = 1 << 17
 
 
 def _normalize_backward(g, xhat, scale, g_sum, g_xhat_sum, n, out=None):
@@ -14,8 +16,9 @@ def _normalize_backward(g, xhat, scale, g_sum, g_xhat_sum, n, out=None):
         gx = scale * (g - sum(g) / n - xhat * sum(g * xhat) / n),   scale = s / std
 
     with the sums over the n normalised values, passed in because callers often have them
-    already (batch norm's are its bias and weight gradients, and its s is the weight; the
-    spatial mask has s = 1). `out` may be `xhat` itself when this is its last use, which
+    already. The spatial mask uses it as written (s = 1); batch norm computes the same
+    formula slice by slice in its own order of passes (`_backward`), with its bias and weight
+    gradients as the two sums. `out` may be `xhat` itself when this is its last use, which
     saves a full-size temporary.
     """
     xp = array_module(g)
@@ -94,41 +97,92 @@ def _channels(a, ndim):
     return a.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _image(a, x):
+    """A (C,) array written out as one whole image, (1, C[, H, W]): combined with a slice of
+    x it broadcasts over the images only, and NumPy's loops run over C*H*W contiguous values
+    of both arrays. With the (1, C, 1, 1) shape NumPy's inner loop is one image row against
+    one number, which its fast (SIMD) loops do not take: up to twice as slow here. Below
+    IMAGE_FROM values in x, writing the image out costs more than it saves."""
+    if x.size < IMAGE_FROM:
+        return _channels(a, x.ndim)
+    image = array_module(x).empty((1,) + x.shape[1:], dtype=x.dtype)
+    image[...] = _channels(a, x.ndim)   # (xp.broadcast_to costs ~30 us of Python per call)
+    return image
+
+
 def _statistics(x):
     """Per-channel mean and biased variance, in two passes: the mean, then the squares about
-    it (no E[x^2] - E[x]^2 cancellation)."""
+    it (no E[x^2] - E[x]^2 cancellation). Each slice of the batch is summed on its own, on
+    every core (minran/parallel.py), and the C-long partial sums are added in slice order."""
     xp = array_module(x)
     n = x.size // x.shape[1]
-    mean = (_per_channel(xp, x) / n).astype(x.dtype, copy=False)
-    centred = x - _channels(mean, x.ndim)
-    return mean, (_per_channel(xp, centred, centred) / n).astype(x.dtype, copy=False)
+    parts = parallel.slices(x)
+    mean = parallel.total(parallel.run(lambda s: _per_channel(xp, x[s]), parts)) / n
+    mean = mean.astype(x.dtype, copy=False)
+    m = _image(mean, x)
+
+    def squares(s):
+        centred = x[s] - m      # one slice at a time: the temporary stays in the cache
+        return _per_channel(xp, centred, centred)
+    return mean, (parallel.total(parallel.run(squares, parts)) / n).astype(x.dtype, copy=False)
 
 
 def _forward(x, mean, inv_std, w, b, relu):
-    xhat = x - _channels(mean, x.ndim)
-    xhat *= _channels(inv_std, x.ndim)
-    out = xhat * _channels(w, x.ndim)   # xhat is not kept: the backward rebuilds it from x,
-    out += _channels(b, x.ndim)         # one pass, where keeping it costs a copy of x
-    if relu:
-        array_module(x).maximum(out, 0, out=out)
-    return out.astype(x.dtype, copy=False)
+    """out = w * (x - mean) / std + b, computed as out = x * a + c with a = w / std and
+    c = b - mean * a: one multiply and one add per value (PyTorch's CPU batch norm folds it
+    the same way), then the ReLU in place; slice by slice on every core."""
+    xp = array_module(x)
+    a = inv_std * w
+    a, c = _image(a, x), _image(b - mean * a, x)
+    out = xp.empty_like(x)
+
+    def normalise(s):
+        o = out[s]
+        xp.multiply(x[s], a, out=o)
+        o += c
+        if relu:
+            xp.maximum(o, 0, out=o)
+    parallel.run(normalise, parallel.slices(x))
+    return out
 
 
 def _backward(g, x, out, mean, inv_std, w, training, relu):
+    """The input, weight and bias gradients in two passes over each slice of the batch.
+
+    With gr the gradient reaching the normalisation (g, or g where the ReLU let it through),
+    gb = sum(gr) and gw = sum(gr * xhat) over the n values of each channel, and
+
+        gx = w / std * (gr - gb / n - xhat * gw / n)        (lesson 7 writes it out plainly)
+
+    The first pass takes the two sums (from x - mean, one slice at a time: x-hat is never
+    stored) and leaves gr in gx; the second turns gx into the input gradient in place, as
+    gr * (w / std) + (x - mean) * k + c with k and c per channel.
+    """
     xp = array_module(g)
-    if relu:
-        g = g * (out > 0)
-    xhat = x - _channels(mean, x.ndim)
-    xhat *= _channels(inv_std, x.ndim)
-    g_sum = _per_channel(xp, g)              # = the bias gradient
-    g_xhat_sum = _per_channel(xp, g, xhat)   # = the weight gradient
-    scale = _channels(inv_std * w, x.ndim)
-    if not training:
-        return g * scale, g_xhat_sum, g_sum
-    # The gradient reaching xhat is g * w, and its two sums are w * gb and w * gw, so the w
-    # comes out as a factor: gx = w / std * (g - gb / n - xhat * gw / n).
-    gx = _normalize_backward(g, xhat, scale, _channels(g_sum, x.ndim),
-                             _channels(g_xhat_sum, x.ndim), x.size // x.shape[1], out=xhat)
+    parts = parallel.slices(x)
+    m = _image(mean, x)
+    gx = xp.empty_like(x)
+
+    def sums(s):
+        gr = xp.multiply(g[s], out[s] > 0, out=gx[s]) if relu else g[s]
+        return _per_channel(xp, gr), _per_channel(xp, gr, x[s] - m)
+    partial = parallel.run(sums, parts)
+    g_sum = parallel.total([p[0] for p in partial])                 # = the bias gradient
+    g_xhat_sum = parallel.total([p[1] for p in partial]) * inv_std  # = the weight gradient
+    scale = inv_std * w
+    n = x.size // x.shape[1]
+    k = _image(-scale * inv_std * g_xhat_sum / n, x)
+    c = _image(-scale * g_sum / n, x)
+    scale = _image(scale, x)
+
+    def input_gradient(s):
+        o = xp.multiply(gx[s] if relu else g[s], scale, out=gx[s])   # in place with the ReLU
+        if training:
+            centred = x[s] - m
+            centred *= k
+            o += centred
+            o += c
+    parallel.run(input_gradient, parts)
     return gx, g_xhat_sum, g_sum
 
 

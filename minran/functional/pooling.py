@@ -1,10 +1,14 @@
 """Max and average pooling, written as a loop over the kh*kw offsets of the window.
 
 Each offset (i, j) picks one strided view `x[:, :, i::s, j::s]` of the padded input: the
-window values of every output pixel at once. The backward adds into the same views. The
-CUDA twin (pooling.cu) turns the loop inside out: one thread per output pixel walks its
-window forward, and one thread per input pixel gathers from every window that covers it.
+window values of every output pixel at once. The backward adds into the same views. Max
+pooling clips each view to the image instead of padding a copy of x, runs slice by slice of
+the batch on every core, and keeps no argmax (its backward finds the winners again; lesson 6
+does it by hand). The CUDA twin (pooling.cu) turns the loop inside out: one thread per output
+pixel walks its window forward, and one thread per input pixel gathers from every window
+that covers it.
 """
+from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
@@ -55,37 +59,82 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     geometry = _geometry(x.shape, kernel, stride, padding, Ho, Wo)
     forward, backward_of = ((_max_forward_cuda, _max_backward_cuda) if kernels.active(x.data)
                             else (_max_forward, _max_backward))
-    out, argmax = forward(x.data, geometry)
+    out, saved = forward(x.data, geometry)   # saved: what that twin's backward needs
 
     def backward(g):
-        return (backward_of(g, argmax, geometry),)
+        return (backward_of(g, saved, geometry),)
     return Tensor._from_op(out, (x,), backward, "max_pool2d")
 
 
+def _clipped_windows(geometry):
+    """(out_index, x_index) for every kernel offset (i, j) in row order, without a padded
+    copy of x: `x[x_index]` holds offset (i, j)'s value of the windows `out[out_index]`, the
+    outputs for which that offset falls inside the image (elsewhere it is padding, -inf)."""
+    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
+
+    def inside(offset, pad, stride, size, out_size):
+        first = max(0, -((offset - pad) // stride))   # ceil((pad - offset) / stride)
+        last = min(out_size, (size - 1 - offset + pad) // stride + 1)
+        start = first * stride + offset - pad
+        return (slice(first, last), slice(start, start + (last - first - 1) * stride + 1, stride),
+                last > first)
+    windows = []
+    for i in range(kh):
+        rows_out, rows_x, rows_inside = inside(i, ph, sh, H, Ho)
+        for j in range(kw):
+            cols_out, cols_x, cols_inside = inside(j, pw, sw, W, Wo)
+            if rows_inside and cols_inside:
+                windows.append(((Ellipsis, rows_out, cols_out), (Ellipsis, rows_x, cols_x)))
+    return windows
+
+
+def _slices(x):
+    """Slices of the batch for parallel.run, sized by what max pooling touches per image:
+    x, and the output and gradient arrays and masks, together about twice x."""
+    return parallel.slices(x, axis_bytes=2 * x.itemsize * (x.size // max(1, x.shape[0])))
+
+
 def _max_forward(x, geometry):
-    """The output and, per output pixel, which offset k of its window won."""
+    """The window maxima, one np.maximum per kernel offset, slice by slice of the batch on
+    every core. No argmax is kept: the backward finds each window's first maximum again from
+    x and the output, which the graph holds anyway. (np.maximum passes a NaN on, as PyTorch
+    does; the CUDA twin's strict comparison skips a NaN after a window's first value, so the
+    twins agree exactly on inputs without NaN, which is what the kernel tests draw.)"""
     xp = array_module(x)
-    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
-    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf) \
-        if ph or pw else x
-    views = list(_windows((kh, kw), (sh, sw), Ho, Wo))
-    out = xpad[views[0][1]].copy()
-    argmax = xp.zeros(out.shape, dtype=xp.int32)
-    for k, view in views[1:]:
-        candidate = xpad[view]
-        better = candidate > out  # strict: an equal later value does not take over
-        xp.copyto(out, candidate, where=better)
-        xp.copyto(argmax, k, where=better)
-    return out, argmax
+    N, C = geometry[:2]
+    out = xp.full((N, C) + geometry[-2:], -xp.inf, dtype=x.dtype)   # padding is -inf
+    windows = _clipped_windows(geometry)
+
+    def pool(s):
+        o, xs = out[s], x[s]
+        for out_index, x_index in windows:
+            view = o[out_index]
+            xp.maximum(view, xs[x_index], out=view)
+    parallel.run(pool, _slices(x))
+    return out, (x, out)
 
 
-def _max_backward(g, argmax, geometry):
+def _max_backward(g, saved, geometry):
+    """Each output's gradient goes to the first offset k, in row order, whose value equals
+    the window's maximum: `free` marks the windows whose winner is not found yet. (Padding
+    never wins here; the CUDA twin's argmax can point at padding only in a window whose
+    maximum is -inf, which finite inputs never give.)"""
+    x, out = saved
     xp = array_module(g)
-    N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
-    gpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
-    for k, view in _windows((kh, kw), (sh, sw), Ho, Wo):
-        gpad[view] += g * (argmax == k)
-    return gpad[:, :, ph:ph + H, pw:pw + W]
+    gx = xp.zeros(x.shape, dtype=g.dtype)
+    windows = _clipped_windows(geometry)
+
+    def scatter(s):
+        gs, os, xs, gxs = g[s], out[s], x[s], gx[s]
+        free = xp.ones(os.shape, dtype=bool)
+        for k, (out_index, x_index) in enumerate(windows):
+            won = xp.equal(xs[x_index], os[out_index])
+            won &= free[out_index]
+            if k < len(windows) - 1:
+                free[out_index] ^= won   # won implies free: this clears exactly the winners
+            gxs[x_index] += gs[out_index] * won
+    parallel.run(scatter, _slices(x))
+    return gx
 
 
 def _max_forward_cuda(x, geometry):

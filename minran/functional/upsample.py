@@ -7,6 +7,7 @@ inputs, and in the backward one thread per input pixel gathers from the outputs 
 """
 import numpy as np
 
+from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
@@ -60,8 +61,7 @@ def _resize(x, geometry):
         CUDA.launch("upsample_bilinear_forward", kernels.contiguous(x), out,
                     *_kernel_geometry(geometry), threads=out.size)
         return out
-    Ay, Ax = _matrices(geometry, x.dtype, xp)
-    return xp.matmul(xp.matmul(Ay, x), Ax.T)
+    return _sliced_products(x, *_matrices(geometry, x.dtype, xp), (N, C, Ho, Wo))
 
 
 def _resize_backward(g, geometry):
@@ -73,7 +73,18 @@ def _resize_backward(g, geometry):
                     *_kernel_geometry(geometry), threads=gx.size)
         return gx
     Ay, Ax = _matrices(geometry, g.dtype, xp)
-    return xp.matmul(xp.matmul(Ay.T, g), Ax)
+    return _sliced_products(g, Ay.T, Ax.T, (N, C, H, W))
+
+
+def _sliced_products(a, left, right_t, shape):
+    """left @ a @ right_t.T for every map of a, slice by slice of the batch on every core."""
+    xp = array_module(a)
+    out = xp.empty(shape, dtype=a.dtype)
+
+    def products(s):
+        xp.matmul(xp.matmul(left, a[s]), right_t.T, out=out[s])
+    parallel.run(products, parallel.slices(out))
+    return out
 
 
 def _matrices(geometry, dtype, xp):
