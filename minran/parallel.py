@@ -169,6 +169,23 @@ def _start_workers(n):
             _workers.append(thread)
 
 
+_blas_settled = False
+
+
+def _one_blas_thread():
+    """The pool's threads call BLAS themselves (a convolution's products, slice by slice), so
+    OpenBLAS's own threads would only compete with them for the cores, spinning while they
+    wait: with 2 OpenBLAS threads beside two pool threads a step took 2.0-2.3 s against
+    0.7-1.0 s with 1 (docs/BENCHMARKS.md). The first time the pool runs, NumPy's OpenBLAS is
+    set to one thread, unless the user chose a number (OPENBLAS_NUM_THREADS and the like)."""
+    global _blas_settled
+    if not _blas_settled:
+        _blas_settled = True
+        from . import backend
+        if backend.blas_threads_chosen_by_user() is None:
+            backend.set_blas_threads(1)
+
+
 def _forget_workers():
     """A forked child has none of its parent's threads: start afresh."""
     global _jobs, _workers_lock
@@ -191,6 +208,7 @@ def run(fn, items):
     helpers = min(_threads, len(items)) - 1
     if helpers < 1 or getattr(_local, "busy", False):
         return [fn(item) for item in items]
+    _one_blas_thread()
     _start_workers(_threads - 1)
     job = _Job(fn, items)
     for _ in range(helpers):

@@ -2,9 +2,10 @@
 // offsets k = i * kw + j number a window in row order, as pooling.py's loop does.
 #include "common.cuh"
 
-// One thread per output pixel: the window's maximum, and which offset k holds it. Padding
-// counts as -inf and only a strictly larger value takes over, so the first maximum in row
-// order wins, exactly as in pooling.py (whose backward sends the gradient there).
+// One thread per output pixel: the window's maximum (padding never counts; a NaN in the
+// window makes it NaN, as np.maximum does), then which offset k first holds that maximum,
+// in row order, as pooling.py's backward finds it: that input gets the gradient. A NaN
+// window has no winner (k = -1), since NaN equals nothing.
 template <typename T>
 __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ out,
                                    int* __restrict__ argmax, int N, int C, int H, int W,
@@ -15,19 +16,21 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ out,
     int ow = (int)(index % Wo), oh = (int)(index / Wo % Ho);
     const T* plane = x + index / ((long long)Wo * Ho) * H * W;
     T best = negative_infinity<T>();
-    int best_k = 0;
     for (int i = 0; i < kh; ++i) {
         for (int j = 0; j < kw; ++j) {
             int h = oh * sh + i - ph, w = ow * sw + j - pw;
-            T value = (h >= 0 && h < H && w >= 0 && w < W) ? plane[h * W + w] : negative_infinity<T>();
-            if (i + j == 0 || value > best) {
-                best = value;
-                best_k = i * kw + j;
-            }
+            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+            T value = plane[h * W + w];
+            if (value > best || value != value) best = value;   // NaN stays
         }
     }
+    int winner = -1;
+    for (int k = 0; k < kh * kw && winner < 0; ++k) {
+        int h = oh * sh + k / kw - ph, w = ow * sw + k % kw - pw;
+        if (h >= 0 && h < H && w >= 0 && w < W && plane[h * W + w] == best) winner = k;
+    }
     out[index] = best;
-    argmax[index] = best_k;
+    argmax[index] = winner;
 }
 
 // One thread per input pixel: gathers the gradient of every output whose window chose it.

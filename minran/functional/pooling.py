@@ -97,9 +97,8 @@ def _slices(x):
 def _max_forward(x, geometry):
     """The window maxima, one np.maximum per kernel offset, slice by slice of the batch on
     every core. No argmax is kept: the backward finds each window's first maximum again from
-    x and the output, which the graph holds anyway. (np.maximum passes a NaN on, as PyTorch
-    does; the CUDA twin's strict comparison skips a NaN after a window's first value, so the
-    twins agree exactly on inputs without NaN, which is what the kernel tests draw.)"""
+    x and the output, which the graph holds anyway. np.maximum passes a NaN on, as PyTorch
+    does (the CUDA twin does the same)."""
     xp = array_module(x)
     N, C = geometry[:2]
     out = xp.full((N, C) + geometry[-2:], -xp.inf, dtype=x.dtype)   # padding is -inf
@@ -116,9 +115,9 @@ def _max_forward(x, geometry):
 
 def _max_backward(g, saved, geometry):
     """Each output's gradient goes to the first offset k, in row order, whose value equals
-    the window's maximum: `free` marks the windows whose winner is not found yet. (Padding
-    never wins here; the CUDA twin's argmax can point at padding only in a window whose
-    maximum is -inf, which finite inputs never give.)"""
+    the window's maximum: `free` marks the windows whose winner is not found yet. Padding
+    never wins, and a NaN window has no winner (NaN equals nothing); the CUDA twin's argmax
+    is the same winner, found the same way."""
     x, out = saved
     xp = array_module(g)
     gx = xp.zeros(x.shape, dtype=g.dtype)

@@ -46,6 +46,15 @@ def with_ties(shape, seed, dtype, ties):
     return normal(shape, seed, dtype)
 
 
+def with_specials(x, seed):
+    """x with a few NaNs and infinities in it (a window holding them must agree too)."""
+    x = x.copy()
+    flat = x.reshape(-1)
+    where = np.random.default_rng(seed).choice(flat.size, size=min(3, flat.size), replace=False)
+    flat[where] = [np.nan, -np.inf, np.inf][:len(where)]
+    return x
+
+
 # ---- convolution ---------------------------------------------------------------------------
 @pytest.mark.parametrize("tier", TIERS)
 @given(windows(pooling=False), seeds, dtypes)
@@ -75,10 +84,14 @@ def test_conv2d(tier, window, out_channels, bias, seed, dtype):
 
 # ---- pooling -------------------------------------------------------------------------------
 @pytest.mark.parametrize("tier", TIERS)
-@given(windows(pooling=True), st.booleans(), seeds, dtypes)
-def test_max_pool2d_exact(tier, window, ties, seed, dtype):
+@given(windows(pooling=True), st.booleans(), st.booleans(), seeds, dtypes)
+def test_max_pool2d_exact(tier, window, ties, specials, seed, dtype):
+    """Ties go to the first maximum in row order; NaN propagates and its window passes no
+    gradient back; a window of -inf values still sends its gradient to the first of them."""
     shape, kernel, stride, padding = window
     x = with_ties(shape, seed, dtype, ties)
+    if specials:
+        x = with_specials(x, seed)
     assert_twins_agree(tier, lambda x: F.max_pool2d(x, kernel, stride, padding), [x],
                        exact=True, seed=seed)
 
