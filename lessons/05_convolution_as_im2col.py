@@ -1,6 +1,6 @@
 """Lesson 5: convolution is a matrix product once every receptive field is a column.
 
-Files: minran/functional/conv.py (im2col, col2im, conv2d), minran/functional/profile.py,
+Files: minran/functional/conv.py (im2col, col2im, conv2d), minran/functional/macs.py,
        minran/functional/conv.cu (the CUDA twins of im2col and col2im; lesson 14),
        minran/parallel.py
 Paper: every 1x1 and 3x3 convolution of the residual units (Sec. 3, Fig. 2).

@@ -3,7 +3,7 @@
 project and check that the tests notice (docs/MUTATION.md has the last pass and its score).
 
     python tools/mutate.py                       # every mutant, one at a time
-    python tools/mutate.py --area ops optim      # ops | optim | models | data | trainer
+    python tools/mutate.py --area ops kernels    # ops | kernels | optim | models | data | trainer
     python tools/mutate.py --only col2im-crops-width-by-height-padding
     python tools/mutate.py --list                # the mutants, without running anything
     python tools/mutate.py --root ../old-tree    # another checkout's tests (e.g. before a fix)
@@ -13,7 +13,9 @@ and a replacement: the kind of slip a person makes (a height where a width belon
 off-by-one, a dropped factor, two lines in the wrong order). The tree is copied once to a
 temporary folder; each mutant is applied there, the tests of its area run with -x and a
 fixed hypothesis seed, and the file is restored. A mutant is killed when the tests fail or
-run past --timeout. The working tree is never written.
+run past --timeout. The working tree is never written. Kernel mutants (.cu, .cuh) are
+compiled from the copy: each op module reads the .cu file beside it, and the emulator caches
+its builds by a hash of the source, so every mutant is rebuilt (a second or two).
 """
 import argparse
 import json
@@ -27,8 +29,15 @@ import time
 from dataclasses import dataclass
 
 AREA_TESTS = {  # the tests that should catch a bug in each area, fastest first (-x stops early)
-    "ops": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_nn_optim.py",
-            "tests/test_models.py", "tests/test_lessons.py"],
+    "ops": ["tests/test_ops.py", "tests/test_fast_paths.py", "tests/test_batch_norm_relu.py",
+            "tests/test_engine.py", "tests/test_nn_optim.py", "tests/test_models.py",
+            "tests/test_lessons.py"],
+    # the kernels' own tiers: emulated (the .cu source on the CPU) and compiled (NVRTC)
+    "kernels": ["tests/kernels/test_kernel_ops.py", "tests/kernels/test_kernel_gradcheck.py",
+                "tests/kernels/test_network_step.py", "tests/kernels/test_emulator.py",
+                "tests/kernels/test_compiled.py", "tests/kernels/test_package.py",
+                "tests/test_lessons.py::"
+                "test_14_the_cuda_kernel_on_the_cpu_equals_numpy_and_the_race_is_caught"],
     "optim": ["tests/test_nn_optim.py", "tests/test_models.py", "tests/test_train.py"],
     "models": ["tests/test_models.py", "tests/test_lessons.py"],
     "data": ["tests/test_data.py", "tests/test_lessons.py", "tests/test_train.py"],
@@ -56,7 +65,7 @@ MUTANTS = [
       "return (size + 2 * padding - kernel) // stride + 1",
       "return (size + 2 * padding - kernel + stride - 1) // stride + 1"),
     M("im2col-pads-width-by-height", "ops", FN + "conv.py",
-      "x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))", "x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (ph, ph)))"),
+      "padded[:, :, ph:ph + H, pw:pw + W] = x", "padded[:, :, ph:ph + H, ph:ph + W] = x"),
     M("im2col-swaps-strides", "ops", FN + "conv.py",
       "cols[:, :, i, j] = x[:, :, i:i + sh * Ho:sh, j:j + sw * Wo:sw]",
       "cols[:, :, i, j] = x[:, :, i:i + sh * Ho:sw, j:j + sw * Wo:sh]"),
@@ -69,31 +78,68 @@ MUTANTS = [
       "pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)",
       "pointwise = kernel == (1, 1) and stride == (1, 1)"),
     M("conv-weight-grad-mean-over-batch", "ops", FN + "conv.py",
-      ".sum(axis=0).reshape(w.shape)", ".mean(axis=0).reshape(w.shape)"),
+      "g2[s].transpose(0, 2, 1)).sum(axis=0)", "g2[s].transpose(0, 2, 1)).mean(axis=0)"),
     M("conv-bias-grad-mean", "ops", FN + "conv.py",
       "gb = g.sum(axis=(0, 2, 3))", "gb = g.mean(axis=(0, 2, 3))"),
     M("conv-size-check-width-by-height-padding", "ops", FN + "conv.py",
       "kw > W + 2 * padding[1]:", "kw > W + 2 * padding[0]:"),
     M("conv-macs-forget-batch", "ops", FN + "conv.py",
       'count_macs("conv2d", N * Cout', 'count_macs("conv2d", Cout'),
+    # the stride-1 input gradient as a convolution of g with the flipped kernel
+    M("conv-flipped-kernel-flips-rows-only", "ops", FN + "conv.py",
+      "w.data[:, :, ::-1, ::-1]", "w.data[:, :, ::-1, :]"),
+    M("conv-flipped-kernel-channels-not-swapped", "ops", FN + "conv.py",
+      ".transpose(1, 0, 2, 3).reshape(Cin, Cout * kh * kw)", ".reshape(Cin, Cout * kh * kw)"),
+    M("conv-flipped-padding-width-by-height", "ops", FN + "conv.py",
+      "kw - 1 - padding[1])", "kw - 1 - padding[0])"),
+    M("conv-flipped-path-for-any-stride", "ops", FN + "conv.py",
+      "flipped = (stride == (1, 1) and padding[0] < kh", "flipped = (padding[0] < kh"),
+    M("conv-input-grad-by-forward-weight", "ops", FN + "conv.py",
+      "xp.matmul(w2.T, g2[s], out=gx[s].reshape(-1, C, H * W))",
+      "xp.matmul(w2, g2[s], out=gx[s].reshape(-1, C, H * W))"),
+    # ---- ops: the thread pool that every NumPy twin runs on (minran/parallel.py) -----------
+    M("parallel-slices-drop-the-last", "ops", "minran/parallel.py",
+      "for i in range(count + 1)]", "for i in range(count)]"),
+    M("parallel-slices-ignore-the-remainder", "ops", "minran/parallel.py",
+      "bounds = [i * size + min(i, extra)", "bounds = [i * size"),
+    M("parallel-slices-round-down", "ops", "minran/parallel.py",
+      "count = min(n, -(-count // SHARES) * SHARES)", "count = min(n, count // SHARES * SHARES)"),
+    M("parallel-total-adds-the-first-twice", "ops", "minran/parallel.py",
+      "for part in parts[1:]:", "for part in parts:"),
+    M("parallel-elementwise-slices-broadcast-operands", "ops", "minran/parallel.py",
+      "            or any(a.shape != arrays[0].shape for a in arrays)\n", ""),
+    M("parallel-run-does-not-wait-for-helpers", "ops", "minran/parallel.py",
+      "    job.finished.wait()\n", ""),
     # ---- ops: pooling ----------------------------------------------------------------------
     M("maxpool-numbers-offsets-by-kernel-height", "ops", FN + "pooling.py",
       "yield i * kw + j,", "yield i * kh + j,"),
     M("pool-window-width-uses-height-stride", "ops", FN + "pooling.py",
       "slice(j, j + sw * Wo, sw)", "slice(j, j + sw * Wo, sh)"),
     M("maxpool-ties-go-to-the-last", "ops", FN + "pooling.py",
-      "better = candidate > out", "better = candidate >= out"),
+      "for k, (out_index, x_index) in enumerate(windows):",
+      "for k, (out_index, x_index) in enumerate(windows[::-1]):"),
     M("maxpool-pads-with-zeros", "ops", FN + "pooling.py",
-      ", constant_values=-xp.inf)", ")"),
-    M("maxpool-running-max-aliases-input", "ops", FN + "pooling.py",
-      "out = xpad[views[0][1]].copy()", "out = xpad[views[0][1]]"),
-    M("maxpool-grad-crops-width-by-height", "ops", FN + "pooling.py",
-      "return (gpad[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]],)",
-      "return (gpad[:, :, ph:ph + x.shape[2], ph:ph + x.shape[3]],)", nth=0),
+      "out = xp.full((N, C) + geometry[-2:], -xp.inf, dtype=x.dtype)",
+      "out = xp.zeros((N, C) + geometry[-2:], dtype=x.dtype)"),
+    M("maxpool-running-max-rebound-not-written", "ops", FN + "pooling.py",
+      "xp.maximum(view, xs[x_index], out=view)", "view = xp.maximum(view, xs[x_index])"),
+    M("maxpool-clips-width-by-height-padding", "ops", FN + "pooling.py",
+      "inside(j, pw, sw, W, Wo)", "inside(j, ph, sw, W, Wo)"),
+    M("maxpool-clip-first-rounds-down", "ops", FN + "pooling.py",
+      "first = max(0, -((offset - pad) // stride))", "first = max(0, (pad - offset) // stride)"),
+    M("maxpool-clip-last-off-by-one", "ops", FN + "pooling.py",
+      "last = min(out_size, (size - 1 - offset + pad) // stride + 1)",
+      "last = min(out_size, (size - offset + pad) // stride + 1)"),
+    M("maxpool-grad-to-every-tied-maximum", "ops", FN + "pooling.py",
+      "            won &= free[out_index]\n", ""),
+    M("maxpool-grad-winner-never-marked", "ops", FN + "pooling.py",
+      "free[out_index] ^= won", "free[out_index] |= won"),
+    M("maxpool-grad-assigns-overlapping-windows", "ops", FN + "pooling.py",
+      "gxs[x_index] += gs[out_index] * won", "gxs[x_index] = gs[out_index] * won"),
     M("avgpool-square-area", "ops", FN + "pooling.py",
-      "area = kernel[0] * kernel[1]", "area = kernel[0] * kernel[0]"),
+      "out /= kh * kw", "out /= kh * kh"),
     M("avgpool-grad-not-divided", "ops", FN + "pooling.py",
-      "gpad[view] += g / area", "gpad[view] += g"),
+      "gpad[view] += g / (kh * kw)", "gpad[view] += g"),
     M("pool-default-stride-one", "ops", FN + "pooling.py",
       "stride = kernel if stride is None", "stride = (1, 1) if stride is None"),
     M("pool-padding-check-width-by-height", "ops", FN + "pooling.py",
@@ -111,47 +157,65 @@ MUTANTS = [
     M("upsample-width-matrix-from-height", "ops", FN + "upsample.py",
       "interpolation_matrix(W, Wo, align_corners)", "interpolation_matrix(H, Wo, align_corners)"),
     M("upsample-grad-transposes-width-matrix", "ops", FN + "upsample.py",
-      "xp.matmul(xp.matmul(Ay.T, g), Ax)", "xp.matmul(xp.matmul(Ay.T, g), Ax.T)"),
+      "_sliced_products(g, Ay.T, Ax.T, (N, C, H, W))", "_sliced_products(g, Ay.T, Ax, (N, C, H, W))"),
+    M("upsample-weights-swapped", "ops", FN + "upsample.py",
+      "np.add.at(A, (np.arange(size_out), i0), 1 - frac)", "np.add.at(A, (np.arange(size_out), i0), frac)"),
     # ---- ops: attention --------------------------------------------------------------------
-    M("combine-mask-grad-uses-gain", "ops", FN + "attention.py",
-      "return g * trunk.data, g * gain", "return g * gain, g * gain"),
+    M("combine-mask-grad-uses-mask", "ops", FN + "attention.py",
+      "return (parallel.elementwise(xp.multiply, g, t),", "return (parallel.elementwise(xp.multiply, g, m),"),
     M("combine-arl-and-nal-swapped", "ops", FN + "attention.py",
-      "gain = 1 + mask.data if residual else mask.data", "gain = mask.data if residual else 1 + mask.data"),
+      "parallel.elementwise(_residual_combine if residual else array_module(m).multiply, m, t)",
+      "parallel.elementwise(array_module(m).multiply if residual else _residual_combine, m, t)"),
+    M("combine-trunk-grad-always-residual", "ops", FN + "attention.py",
+      "parallel.elementwise(_residual_combine if residual else xp.multiply, m, g)",
+      "parallel.elementwise(_residual_combine, m, g)"),
     M("channel-norm-over-space", "ops", FN + "attention.py",
-      "norm = xp.sqrt((x.data * x.data).sum(axis=1, keepdims=True))",
-      "norm = xp.sqrt((x.data * x.data).sum(axis=(2, 3), keepdims=True))"),
+      "norm = xp.sqrt((x * x).sum(axis=1, keepdims=True))",
+      "norm = xp.sqrt((x * x).sum(axis=(2, 3), keepdims=True))"),
     M("channel-norm-grad-forgets-projection", "ops", FN + "attention.py",
       "through_norm = inv * (g - y * (g * y).sum(axis=1, keepdims=True))", "through_norm = inv * g"),
     M("spatial-norm-mean-over-channels-too", "ops", FN + "attention.py",
-      "centred = x.data - x.data.mean(axis=(2, 3), keepdims=True)",
-      "centred = x.data - x.data.mean(axis=(1, 2, 3), keepdims=True)"),
+      "centred = x - x.mean(axis=(2, 3), keepdims=True)",
+      "centred = x - x.mean(axis=(1, 2, 3), keepdims=True)"),
     M("spatial-norm-eps-outside-root", "ops", FN + "attention.py",
       "inv_std = 1 / xp.sqrt((centred * centred).mean(axis=(2, 3), keepdims=True) + eps)",
       "inv_std = 1 / (xp.sqrt((centred * centred).mean(axis=(2, 3), keepdims=True)) + eps)"),
     M("spatial-norm-count-square", "ops", FN + "attention.py",
-      "n = x.shape[2] * x.shape[3]", "n = x.shape[2] * x.shape[2]"),
+      "*sums, H * W)", "*sums, H * H)"),
     # ---- ops: batch norm -------------------------------------------------------------------
     M("bn-running-var-biased", "ops", FN + "normalization.py",
-      "momentum * var.reshape(C) * (n / (n - 1))", "momentum * var.reshape(C)"),
+      "running_var += momentum * var * (n / (n - 1))", "running_var += momentum * var"),
     M("bn-running-mean-momentum-inverted", "ops", FN + "normalization.py",
       "running_mean *= 1 - momentum", "running_mean *= momentum"),
     M("bn-normalises-by-unbiased-variance", "ops", FN + "normalization.py",
-      "var = (_per_channel(xp, centred, centred) / n)", "var = (_per_channel(xp, centred, centred) / (n - 1))"),
+      "(parallel.total(parallel.run(squares, parts)) / n)", "(parallel.total(parallel.run(squares, parts)) / (n - 1))"),
     M("bn-forgets-square-root", "ops", FN + "normalization.py",
       "inv_std = 1 / xp.sqrt(var + eps)", "inv_std = 1 / (var + eps)"),
     M("bn-backward-sum-not-averaged", "ops", FN + "normalization.py",
       "gx += g_sum / n", "gx += g_sum"),
-    M("bn-eval-grad-forgets-weight", "ops", FN + "normalization.py",
-      "return g * scale, gw, gb", "return g * inv_std, gw, gb"),
+    M("bn-input-grad-forgets-weight", "ops", FN + "normalization.py",
+      "scale = inv_std * w\n", "scale = inv_std\n"),
+    M("bn-eval-grad-through-batch-statistics", "ops", FN + "normalization.py",
+      "        if training:\n            centred = x[s] - m", "        if True:\n            centred = x[s] - m"),
     M("bn-weight-grad-is-bias-grad", "ops", FN + "normalization.py",
-      "g_xhat_sum = _per_channel(xp, g, xhat)", "g_xhat_sum = _per_channel(xp, g)"),
+      "_per_channel(xp, gr, x[s] - m)", "_per_channel(xp, gr)"),
+    M("bn-forward-shift-sign", "ops", FN + "normalization.py",
+      "_image(b - mean * a, x)", "_image(b + mean * a, x)"),
+    M("bn-backward-xhat-term-forgets-inv-std", "ops", FN + "normalization.py",
+      "k = _image(-scale * inv_std * g_xhat_sum / n, x)", "k = _image(-scale * g_xhat_sum / n, x)"),
+    M("bn-backward-mean-term-not-averaged", "ops", FN + "normalization.py",
+      "c = _image(-scale * g_sum / n, x)", "c = _image(-scale * g_sum, x)"),
+    M("bn-relu-mask-lets-zeros-through", "ops", FN + "normalization.py",
+      "xp.multiply(g[s], out[s] > 0, out=gx[s])", "xp.multiply(g[s], out[s] >= 0, out=gx[s])"),
+    M("bn-relu-mask-forgotten-in-second-pass", "ops", FN + "normalization.py",
+      "xp.multiply(gx[s] if relu else g[s], scale, out=gx[s])", "xp.multiply(g[s], scale, out=gx[s])"),
     # ---- ops: activations, elementwise, shape, linear, loss --------------------------------
     M("relu-grad-at-zero-is-one", "ops", FN + "activation.py",
-      "(g * (x.data > 0),)", "(g * (x.data >= 0),)"),
+      "multiply(g, x > 0, out=out)", "multiply(g, x >= 0, out=out)"),
     M("sigmoid-grad-forgets-one-minus", "ops", FN + "activation.py",
-      "(g * y * (1 - y),)", "(g * y,)"),
+      "out *= 1 - y", "out *= y"),
     M("sigmoid-negative-branch", "ops", FN + "activation.py",
-      "1 / (1 + e), e / (1 + e)", "1 / (1 + e), 1 / (1 + e)"),
+      "numerator = xp.maximum(e, x >= 0, dtype=x.dtype)", "numerator = xp.maximum(e, x < 0, dtype=x.dtype)"),
     M("sub-grad-keeps-sign", "ops", FN + "elementwise.py",
       "unbroadcast(-g, b.shape)", "unbroadcast(g, b.shape)"),
     M("div-grad-forgets-denominator", "ops", FN + "elementwise.py",
@@ -183,11 +247,82 @@ MUTANTS = [
     M("log-softmax-grad-forgets-sum", "ops", FN + "loss.py",
       "g - x.xp.exp(y) * g.sum(axis=axis, keepdims=True)", "g - x.xp.exp(y)"),
     M("cross-entropy-sum-not-mean", "ops", FN + "loss.py",
-      "loss = -logp[rows, labels].mean()", "loss = -logp[rows, labels].sum()"),
+      "-logp[xp.arange(N), labels].mean()", "-logp[xp.arange(N), labels].sum()"),
     M("cross-entropy-grad-not-averaged", "ops", FN + "loss.py",
-      "return (grad * (g / N),)", "return (grad * g,)"),
+      "return grad * (g / N)", "return grad * g"),
     M("macs-counter-overwrites", "ops", FN + "profile.py",
       "_counter[op] = _counter.get(op, 0) + int(n)", "_counter[op] = int(n)"),
+    # ---- kernels: the CUDA twins, run on the CPU by the emulator (and compiled by NVRTC) ----
+    M("block-sum-round-without-barrier", "kernels", FN + "common.cuh",
+      "partial[threadIdx.x + stride];\n        __syncthreads();", "partial[threadIdx.x + stride];"),
+    M("block-sum-reads-before-all-parked", "kernels", FN + "common.cuh",
+      "    partial[threadIdx.x] = value;\n    __syncthreads();\n", "    partial[threadIdx.x] = value;\n"),
+    M("block-sum-returns-without-final-barrier", "kernels", FN + "common.cuh",
+      "    T total = partial[0];\n    __syncthreads();", "    T total = partial[0];"),
+    M("block-sum-skips-the-last-round", "kernels", FN + "common.cuh",
+      "stride > 0; stride /= 2", "stride > 1; stride /= 2"),
+    M("relu-kernel-grad-at-zero-is-one", "kernels", FN + "activation.cu",
+      "gx[i] = x[i] > T(0) ? g[i] : T(0)", "gx[i] = x[i] >= T(0) ? g[i] : T(0)"),
+    M("sigmoid-kernel-negative-branch", "kernels", FN + "activation.cu",
+      ": e / (T(1) + e);", ": T(1) / (T(1) + e);"),
+    M("combine-kernel-residual-flag-inverted", "kernels", FN + "attention.cu",
+      "(residual ? T(1) + mask[i] : mask[i])", "(residual ? mask[i] : T(1) + mask[i])", nth=0),
+    M("combine-kernel-mask-grad-uses-mask", "kernels", FN + "attention.cu",
+      "g_mask[i] = g[i] * trunk[i];", "g_mask[i] = g[i] * mask[i];"),
+    M("channel-norm-kernel-forgets-channel-stride", "kernels", FN + "attention.cu",
+      "const long long first = index / HW * C * HW + index % HW;",
+      "const long long first = index / HW * HW + index % HW;", nth=0),
+    M("channel-norm-kernel-grad-forgets-y", "kernels", FN + "attention.cu",
+      "inv * (g[i] - y[i] * dot)", "inv * (g[i] - dot)"),
+    M("spatial-norm-kernel-unbiased-variance", "kernels", FN + "attention.cu",
+      "block_sum(squares) / T(HW) + eps", "block_sum(squares) / T(HW - 1) + eps"),
+    M("spatial-norm-kernel-grad-forgets-mean", "kernels", FN + "attention.cu",
+      "(g[first + i] - g_mean - y[first + i] * gy_mean)", "(g[first + i] - y[first + i] * gy_mean)"),
+    M("im2col-kernel-width-by-height-stride", "kernels", FN + "conv.cu",
+      "w = ow * sw + j - pw;", "w = ow * sh + j - pw;"),
+    M("im2col-kernel-reads-one-past-the-row", "kernels", FN + "conv.cu",
+      "w >= 0 && w < W) ? x[", "w >= 0 && w <= W) ? x["),
+    M("col2im-kernel-last-row-off-by-one", "kernels", FN + "conv.cu",
+      "oh_strided / sh >= Ho) continue;", "oh_strided / sh > Ho) continue;"),
+    M("col2im-kernel-column-index-kh-kw-swapped", "kernels", FN + "conv.cu",
+      "(((plane * kh + i) * kw + j) * Ho", "(((plane * kw + i) * kh + j) * Ho"),
+    M("loss-kernel-grad-not-averaged", "kernels", FN + "loss.cu",
+      "* (g[0] / T(N))", "* g[0]"),
+    M("loss-kernel-max-misses-the-last-logit", "kernels", FN + "loss.cu",
+      "for (int k = 1; k < K; ++k) top", "for (int k = 1; k < K - 1; ++k) top"),
+    M("bn-kernel-channel-index-forgets-hw", "kernels", FN + "normalization.cu",
+      "int c = (int)(i / HW % C);", "int c = (int)(i % C);", nth=0),
+    M("bn-kernel-statistics-unbiased-variance", "kernels", FN + "normalization.cu",
+      "T v = block_sum(squares) / T(count);", "T v = block_sum(squares) / T(count - 1);"),
+    M("bn-kernel-relu-mask-lets-zeros-through", "kernels", FN + "normalization.cu",
+      "relu && !(out[i] > T(0))", "relu && !(out[i] >= T(0))"),
+    M("bn-kernel-relu-flag-inverted", "kernels", FN + "normalization.cu",
+      "out[i] = relu && y < T(0)", "out[i] = !relu && y < T(0)"),
+    M("bn-kernel-eval-flag-inverted", "kernels", FN + "normalization.cu",
+      "if (!training) {", "if (training) {"),
+    M("maxpool-kernel-ties-go-to-the-last", "kernels", FN + "pooling.cu",
+      "k < kh * kw && winner < 0; ++k", "k < kh * kw; ++k"),
+    M("maxpool-kernel-nan-does-not-propagate", "kernels", FN + "pooling.cu",
+      "if (value > best || value != value) best = value;", "if (value > best) best = value;"),
+    M("maxpool-kernel-grad-offsets-by-kernel-height", "kernels", FN + "pooling.cu",
+      "argmax[o] == i * kw + j", "argmax[o] == i * kh + j"),
+    M("avgpool-kernel-square-area", "kernels", FN + "pooling.cu",
+      "out[index] = sum / T(kh * kw);", "out[index] = sum / T(kh * kh);"),
+    M("upsample-kernel-weights-swapped", "kernels", FN + "upsample.cu",
+      "T wy1 = T(ty.frac), wy0 = T(1.0 - ty.frac)", "T wy1 = T(1.0 - ty.frac), wy0 = T(ty.frac)"),
+    M("upsample-kernel-border-weight-one-tap", "kernels", FN + "upsample.cu",
+      "(t.i0 == i ? 1.0 - t.frac : 0.0) + (t.i1 == i ? t.frac : 0.0)",
+      "(t.i0 == i ? 1.0 - t.frac : (t.i1 == i ? t.frac : 0.0))"),
+    M("upsample-kernel-grad-first-output-off-by-one", "kernels", FN + "upsample.cu",
+      ".i0 < i - 1) ++o;", ".i0 < i) ++o;"),
+    M("upsample-kernel-grad-stops-one-row-early", "kernels", FN + "upsample.cu",
+      "if (ty.i0 > iy) break;", "if (ty.i0 >= iy) break;"),
+    M("sgd-kernel-nesterov-branches-swapped", "kernels", OPT + "sgd.cu",
+      "g = nesterov ? g + momentum * b : b;", "g = nesterov ? b : g + momentum * b;"),
+    M("sgd-kernel-weight-decay-sign", "kernels", OPT + "sgd.cu",
+      "g += weight_decay * p[i];", "g -= weight_decay * p[i];"),
+    M("sgd-kernel-buffer-not-stored", "kernels", OPT + "sgd.cu",
+      "        buf[i] = b;\n", ""),
     # ---- optimiser -------------------------------------------------------------------------
     M("sgd-weight-decay-sign", "optim", OPT + "sgd.py",
       "g = g + self.weight_decay * p.data", "g = g - self.weight_decay * p.data"),
@@ -209,7 +344,7 @@ MUTANTS = [
     M("sgd-load-forgets-lr", "optim", OPT + "sgd.py",
       'self.lr, self.momentum = state["lr"], state["momentum"]', 'self.momentum = state["momentum"]'),
     M("sgd-load-shares-state-arrays", "optim", OPT + "sgd.py",
-      "p.xp.asarray(b, dtype=p.dtype)", "b"),
+      "p.xp.array(b, dtype=p.dtype)", "p.xp.asarray(b, dtype=p.dtype)"),
     M("sgd-nesterov-allowed-without-momentum", "optim", OPT + "sgd.py",
       "if nesterov and momentum <= 0:", "if nesterov and momentum < 0:"),
     M("multistep-off-by-one", "optim", OPT + "schedules.py",
@@ -292,8 +427,8 @@ MUTANTS = [
     M("epochs-round-down", "trainer", "minran/trainer.py",
       "per_epoch = math.ceil(train_size / config.batch_size)", "per_epoch = train_size // config.batch_size"),
     M("paper-milestones-not-scaled-by-batch", "trainer", "minran/trainer.py",
-      "milestones = [round(m * 64 / config.batch_size) for m in PAPER_MILESTONES]",
-      "milestones = list(PAPER_MILESTONES)"),
+      "return [round(total * m / PAPER_ITERATIONS) for m in PAPER_MILESTONES]",
+      "return list(PAPER_MILESTONES)"),
     M("trainer-drops-nesterov", "trainer", "minran/trainer.py",
       "nesterov=c.nesterov and c.momentum > 0", "nesterov=False", nth=0),
     M("trainer-drops-weight-decay", "trainer", "minran/trainer.py",
@@ -315,7 +450,7 @@ MUTANTS = [
     M("augment-flag-inverted", "trainer", "train_cifar.py",
       "augment=not args.no_augment", "augment=args.no_augment"),
     M("eval-only-forgets-weights", "trainer", "train_cifar.py",
-      '        run.model.load_state_dict(state["model"])\n', ""),
+      "    load_weights(run.model, state, args.eval_only)\n", ""),
     M("cli-drops-label-noise", "trainer", "train_cifar.py",
       "label_noise=args.label_noise,", "label_noise=0.0,"),
 ]
@@ -342,13 +477,25 @@ def run_tests(copy, tests, timeout):
         done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired:
-        return "killed", "timeout", time.perf_counter() - start
+        return "killed", "timeout", "", time.perf_counter() - start
     seconds = time.perf_counter() - start
     if done.returncode == 0:
-        return "survived", "", seconds
+        return "survived", "", "", seconds
     failed = [line.split(" ")[1] for line in done.stdout.splitlines() if line.startswith("FAILED ")]
     errors = [line for line in done.stdout.splitlines() if line.startswith("ERROR ")]
-    return "killed", (failed or errors or [f"exit {done.returncode}"])[0], seconds
+    # the first error line pytest printed: shows a mutant that did not even build (a kernel
+    # that fails to compile would be "killed" by no test at all)
+    why = next((line[1:].strip() for line in done.stdout.splitlines() if line.startswith("E ")), "")
+    return "killed", (failed or errors or [f"exit {done.returncode}"])[0], why[:300], seconds
+
+
+def builds(copy):
+    """'' when every .cu file of the copy compiles for the emulator, else the compiler's complaint."""
+    done = subprocess.run([sys.executable, "-c", "from minran.cuda import kernels\n"
+                           "for s in kernels.all_sources(): s.module('emulator')"],
+                          cwd=copy, env={**os.environ, "PYTHONPATH": str(copy)},
+                          capture_output=True, text=True)
+    return "" if done.returncode == 0 else done.stderr.strip().splitlines()[-1][:300]
 
 
 def main(argv=None):
@@ -395,20 +542,47 @@ def main(argv=None):
         found = where.stdout.split()
         assert len(found) == len(packages) and all(f.startswith(str(copy)) for f in found), \
             f"tests would import {packages} from {found or where.stderr}"
+        # The kernels are read from the .cu file beside each imported op module, so the copy's
+        # (mutated) sources are what the emulator and NVRTC compile. A kernel tier that cannot
+        # run here would be skipped, and every kernel mutant would "survive": refuse instead.
+        check = subprocess.run(
+            [sys.executable, "-c", "from minran.cuda import kernels, emulator, nvrtc\n"
+             "for s in kernels.all_sources(): print(s.path)\n"
+             "print('emulated:', emulator.unavailable_reason())\n"
+             "print('compiled:', nvrtc.unavailable_reason())"],
+            cwd=copy, env={**os.environ, "PYTHONPATH": str(copy)}, capture_output=True, text=True)
+        lines = check.stdout.splitlines()
+        sources = [line for line in lines if line.endswith(".cu")]
+        assert sources and all(s.startswith(str(copy)) for s in sources), \
+            f"the kernels would be compiled from {sources or check.stderr}"
+        if any(m.area == "kernels" for m in chosen):
+            missing = [line for line in lines if line.split(":")[0] in ("emulated", "compiled")
+                       and not line.endswith(": None")]
+            if missing:
+                raise SystemExit(f"the kernel tiers cannot run here: {missing}")
         results = []
         for i, m in enumerate(chosen, 1):
             path = copy / m.path
             original = path.read_text()
             path.write_text(apply(original, m))
             try:
-                status, by, seconds = run_tests(copy, args.tests or AREA_TESTS[m.area], args.timeout)
+                unbuilt = builds(copy) if path.suffix in (".cu", ".cuh") else ""
+                if unbuilt:  # a mutant the compiler rejects is no bug a test could miss
+                    status, by, why, seconds = "broken", "", unbuilt, 0.0
+                else:
+                    status, by, why, seconds = run_tests(copy, args.tests or AREA_TESTS[m.area],
+                                                         args.timeout)
             finally:
                 path.write_text(original)
             results.append({"name": m.name, "area": m.area, "path": m.path, "status": status,
-                            "killed_by": by, "seconds": round(seconds, 1)})
+                            "killed_by": by, "why": why, "seconds": round(seconds, 1)})
             if args.json:  # as it goes: a long pass stopped half-way keeps what it found
                 pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
             print(f"[{i}/{len(chosen)}] {status:<8} {m.area:<8} {m.name:<45} {by} ({seconds:.0f}s)", flush=True)
+    broken = [r["name"] for r in results if r["status"] == "broken"]
+    if broken:
+        print(f"left out, the compiler rejects them (fix the mutant): {', '.join(broken)}")
+        results = [r for r in results if r["status"] != "broken"]
     killed = sum(r["status"] == "killed" for r in results)
     print(f"\n{killed} of {len(results)} mutants killed ({100 * killed / max(1, len(results)):.1f}%)")
     for area in AREA_TESTS:

@@ -10,7 +10,7 @@ from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
 from ._util import check_ndim, check_same, pair
-from .profile import count_macs
+from .macs import count_macs
 
 
 def output_size(size, kernel, stride, padding):

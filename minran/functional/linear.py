@@ -1,7 +1,7 @@
 """The fully connected layer: y = x W^T + b, with W laid out (out, in) as in PyTorch."""
 from ..tensor import Tensor
 from ._util import check_ndim, check_same
-from .profile import count_macs
+from .macs import count_macs
 
 
 def linear(x, w, b=None):

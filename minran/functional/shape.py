@@ -10,7 +10,8 @@ def _axes(axis, ndim):
     return tuple(a % ndim for a in axes)
 
 
-def sum(x, axis=None, keepdims=False):
+def reduce_sum(x, axis=None, keepdims=False):
+    """Exported as `F.sum`; named apart so this file keeps the builtin `sum`."""
     axes = _axes(axis, x.ndim)
 
     def backward(g):
