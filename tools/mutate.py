@@ -250,7 +250,7 @@ MUTANTS = [
       "-logp[xp.arange(N), labels].mean()", "-logp[xp.arange(N), labels].sum()"),
     M("cross-entropy-grad-not-averaged", "ops", FN + "loss.py",
       "return grad * (g / N)", "return grad * g"),
-    M("macs-counter-overwrites", "ops", FN + "profile.py",
+    M("macs-counter-overwrites", "ops", FN + "macs.py",
       "_counter[op] = _counter.get(op, 0) + int(n)", "_counter[op] = int(n)"),
     # ---- kernels: the CUDA twins, run on the CPU by the emulator (and compiled by NVRTC) ----
     M("block-sum-round-without-barrier", "kernels", FN + "common.cuh",
