@@ -254,6 +254,12 @@ def test_elementwise_ops_equal_the_plain_formulas(N, C, size, seed):
     np.testing.assert_array_equal(got[2], v * (1 + x))
     got, v = same_on_any_threads(lambda a, b: a + b, [x, y], seed, size)
     np.testing.assert_array_equal(got[0], x + y)
+    # a broadcast operand (a per-channel bias) cannot be cut like the batch: the plain call
+    bias = rng.standard_normal((1, C, 1, 1))
+    for pair in ([x, bias], [bias, x]):
+        got, v = same_on_any_threads(lambda a, b: a + b, pair, seed, size)
+        np.testing.assert_array_equal(got[0], x + bias)
+        np.testing.assert_allclose(got[1 + (pair[1] is bias)], v.sum(axis=(0, 2, 3), keepdims=True))
 
 
 @given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5),

@@ -191,12 +191,16 @@ def windows(draw, pool=False):
 # pooling once numbered window offsets i * kh + j, which collide when kh < kw).
 LOPSIDED = ((4, 5), (2, 3), (1, 2), (1, 0))
 LOPSIDED_T = ((5, 3), (3, 2), (2, 1), (0, 1))
+# Stride 1 takes the convolution's flipped-kernel input gradient, which pads g by k - 1 - p
+# per axis: unequal paddings there too (one draw in nine has stride 1 on both axes).
+LOPSIDED_STRIDE_1 = ((4, 5), (2, 3), (1, 1), (1, 2))
 
 
 # ---- convolution ---------------------------------------------------------------------------
 @given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), windows(), st.booleans(), seeds)
 @example(2, 2, 3, LOPSIDED, True, 0)
 @example(1, 2, 2, LOPSIDED_T, False, 1)
+@example(2, 2, 1, LOPSIDED_STRIDE_1, False, 2)
 def test_conv2d_grad_and_reference(N, Cin, Cout, window, bias, seed):
     (H, W), (kh, kw), stride, padding = window
     x, w = randn((N, Cin, H, W), seed), randn((Cout, Cin, kh, kw), seed + 1)

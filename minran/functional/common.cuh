@@ -7,6 +7,15 @@ __device__ __forceinline__ long long global_index() {
     return (long long)blockIdx.x * blockDim.x + threadIdx.x;
 }
 
+// The gathers (col2im, the pooling backwards) ask, for an input row h and kernel row i:
+// which output row's window read h at offset i? The one with oh * stride + i - pad == h,
+// if that oh is a whole number inside the output; -1 when there is none. Columns alike.
+__device__ __forceinline__ int output_reading(int h, int i, int stride, int pad, int out_size) {
+    int strided = h + pad - i;   // = oh * stride
+    if (strided < 0 || strided % stride != 0 || strided / stride >= out_size) return -1;
+    return strided / stride;
+}
+
 // The sum of one value from every thread of the block, returned to all of them: each
 // thread parks its value in shared memory, then half the threads add the other half's,
 // and so on (log2 MINRAN_BLOCK rounds), with a barrier after each round so that nobody

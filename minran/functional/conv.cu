@@ -32,12 +32,12 @@ __global__ void col2im(const T* __restrict__ cols, T* __restrict__ x, int N, int
     long long plane = index / ((long long)W * H);
     T sum = T(0);
     for (int i = 0; i < kh; ++i) {
-        int oh_strided = h + ph - i;   // = oh * sh for the output row that read (h, .) at i
-        if (oh_strided < 0 || oh_strided % sh != 0 || oh_strided / sh >= Ho) continue;
+        int oh = output_reading(h, i, sh, ph, Ho);
+        if (oh < 0) continue;
         for (int j = 0; j < kw; ++j) {
-            int ow_strided = w + pw - j;
-            if (ow_strided < 0 || ow_strided % sw != 0 || ow_strided / sw >= Wo) continue;
-            sum += cols[(((plane * kh + i) * kw + j) * Ho + oh_strided / sh) * Wo + ow_strided / sw];
+            int ow = output_reading(w, j, sw, pw, Wo);
+            if (ow < 0) continue;
+            sum += cols[(((plane * kh + i) * kw + j) * Ho + oh) * Wo + ow];
         }
     }
     x[index] = sum;

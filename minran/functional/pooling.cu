@@ -45,12 +45,12 @@ __global__ void max_pool2d_backward(const T* __restrict__ g, const int* __restri
     long long plane = index / ((long long)W * H) * Ho * Wo;
     T sum = T(0);
     for (int i = 0; i < kh; ++i) {
-        int oh_strided = h + ph - i;
-        if (oh_strided < 0 || oh_strided % sh != 0 || oh_strided / sh >= Ho) continue;
+        int oh = output_reading(h, i, sh, ph, Ho);
+        if (oh < 0) continue;
         for (int j = 0; j < kw; ++j) {
-            int ow_strided = w + pw - j;
-            if (ow_strided < 0 || ow_strided % sw != 0 || ow_strided / sw >= Wo) continue;
-            long long o = plane + (long long)(oh_strided / sh) * Wo + ow_strided / sw;
+            int ow = output_reading(w, j, sw, pw, Wo);
+            if (ow < 0) continue;
+            long long o = plane + (long long)oh * Wo + ow;
             if (argmax[o] == i * kw + j) sum += g[o];
         }
     }
@@ -87,12 +87,12 @@ __global__ void avg_pool2d_backward(const T* __restrict__ g, T* __restrict__ gx,
     long long plane = index / ((long long)W * H) * Ho * Wo;
     T sum = T(0);
     for (int i = 0; i < kh; ++i) {
-        int oh_strided = h + ph - i;
-        if (oh_strided < 0 || oh_strided % sh != 0 || oh_strided / sh >= Ho) continue;
+        int oh = output_reading(h, i, sh, ph, Ho);
+        if (oh < 0) continue;
         for (int j = 0; j < kw; ++j) {
-            int ow_strided = w + pw - j;
-            if (ow_strided < 0 || ow_strided % sw != 0 || ow_strided / sw >= Wo) continue;
-            sum += g[plane + (long long)(oh_strided / sh) * Wo + ow_strided / sw] / T(kh * kw);
+            int ow = output_reading(w, j, sw, pw, Wo);
+            if (ow < 0) continue;
+            sum += g[plane + (long long)oh * Wo + ow] / T(kh * kw);
         }
     }
     gx[index] = sum;

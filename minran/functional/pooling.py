@@ -39,13 +39,12 @@ def _pool_setup(op, x, kernel_size, stride, padding):
 
 
 def _windows(kernel, stride, Ho, Wo):
-    """Yield (k, index) for every kernel offset (i, j), k = i * kw + j: `xpad[index]` is the
-    strided slice holding that offset's value of every window, shaped like the output."""
+    """Yield, for every kernel offset (i, j) in row order, the index for which `xpad[index]`
+    is the strided slice holding that offset's value of every window, shaped like the output."""
     (kh, kw), (sh, sw) = kernel, stride
     for i in range(kh):
         for j in range(kw):
-            yield i * kw + j, (slice(None), slice(None),
-                               slice(i, i + sh * Ho, sh), slice(j, j + sw * Wo, sw))
+            yield (slice(None), slice(None), slice(i, i + sh * Ho, sh), slice(j, j + sw * Wo, sw))
 
 
 def _geometry(x_shape, kernel, stride, padding, Ho, Wo):
@@ -170,7 +169,7 @@ def _avg_forward(x, geometry):
     N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
     xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     out = xp.zeros((N, C, Ho, Wo), dtype=x.dtype)
-    for _, view in _windows((kh, kw), (sh, sw), Ho, Wo):
+    for view in _windows((kh, kw), (sh, sw), Ho, Wo):
         out += xpad[view]
     out /= kh * kw
     return out
@@ -180,7 +179,7 @@ def _avg_backward(g, geometry):
     xp = array_module(g)
     N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo = geometry
     gpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
-    for _, view in _windows((kh, kw), (sh, sw), Ho, Wo):
+    for view in _windows((kh, kw), (sh, sw), Ho, Wo):
         gpad[view] += g / (kh * kw)
     return gpad[:, :, ph:ph + H, pw:pw + W]
 
