@@ -27,14 +27,14 @@ def on(tier):
             yield backend.cupy.asarray
 
 
-def forward_backward(tier, fn, inputs, seed=0):
-    """fn(*inputs) and the gradient of <v, fn> for every input (v drawn from `seed`), on
-    `tier`, as NumPy arrays: [output, grad of input 0, ...]."""
+def forward_backward(tier, fn, inputs, seed=0, v_dtype=None):
+    """fn(*inputs) and the gradient of <v, fn> for every input (v drawn from `seed`, rounded
+    to `v_dtype` when given), on `tier`, as NumPy arrays: [output, grad of input 0, ...]."""
     with on(tier) as put:
         tensors = [Tensor(put(a), requires_grad=True) for a in inputs]
         out = fn(*tensors)
-        v = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
-        out.backward(put(v))
+        v = np.random.default_rng(seed).standard_normal(out.shape).astype(v_dtype or out.dtype)
+        out.backward(put(v.astype(out.dtype)))
         return [backend.to_numpy(out.data)] + [backend.to_numpy(t.grad.data) for t in tensors]
 
 
@@ -43,13 +43,33 @@ def tolerance(dtype):
     return dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
 
 
+# How much further from the float64 answer than its NumPy twin a float32 kernel may land, on
+# a draw where the two twins differ by more than tolerance() allows.
+AS_ACCURATE_WITHIN = 4
+
+
 def assert_twins_agree(tier, fn, inputs, exact=False, seed=0):
     got = forward_backward(tier, fn, inputs, seed)
     want = forward_backward("numpy", fn, inputs, seed)
+    truth = None
     names = ["output"] + [f"gradient of input {i}" for i in range(len(inputs))]
-    for name, g, w in zip(names, got, want):
+    for i, (name, g, w) in enumerate(zip(names, got, want)):
         assert g.dtype == w.dtype and g.shape == w.shape, name
         if exact:
             np.testing.assert_array_equal(g, w, err_msg=f"{name} on {tier}")
+        elif g.dtype == np.float32 and not np.allclose(g, w, **tolerance(g.dtype)):
+            # Some draws are ill-conditioned: a map whose spread is tiny beside its mean (one
+            # drawn channel's three values were 4.403, 4.410, 4.490), a sum that cancels.
+            # float32 rounding then moves *both* twins by more than a fixed tolerance (there,
+            # 4% each, in opposite directions). On such a draw the kernel must be about as
+            # close to the float64 answer, on the same float32 inputs and v, as NumPy is.
+            if truth is None:
+                truth = forward_backward("numpy", fn, [a.astype(np.float64) for a in inputs],
+                                         seed, v_dtype=np.float32)
+            kernel_error = np.abs(g - truth[i]).max()
+            numpy_error = np.abs(w - truth[i]).max()
+            assert kernel_error <= AS_ACCURATE_WITHIN * numpy_error, (
+                f"{name} on {tier}: the kernel is {kernel_error:.3g} from the float64 answer, "
+                f"its NumPy twin {numpy_error:.3g}; they differ by {np.abs(g - w).max():.3g}")
         else:
             np.testing.assert_allclose(g, w, err_msg=f"{name} on {tier}", **tolerance(g.dtype))
