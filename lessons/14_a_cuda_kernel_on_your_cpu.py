@@ -70,7 +70,10 @@ print("the CUDA kernel's output equals NumPy's max_pool2d exactly:", same_out)
 # could add to one pixel at once and would need atomics, whose order (and so whose float
 # sum) changes from run to run. max_pool2d_backward instead gives each INPUT pixel a
 # thread, which visits the few windows that cover it and adds the gradient of those whose
-# argmax points at it, in a fixed order: no atomics, the same answer every run.
+# argmax points at it, in a fixed order: no atomics, the same answer every run. Which
+# windows cover it? For kernel row i, the output row oh with oh * stride + i - pad == h, if
+# that is a whole number inside the output: output_reading() in common.cuh, shared with
+# col2im and avg_pool2d_backward, the other gathers.
 same_grad = np.array_equal(x.grad.data, plain_grad)
 print("the gather backward equals NumPy's gradient exactly:", same_grad)
 assert same_out and same_grad
