@@ -24,6 +24,19 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture
+def two_blas_threads():
+    """NumPy's OpenBLAS on 2 threads for the test (so a change to 1 shows), put back after."""
+    if not backend.blas_libraries():
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that minran can find")
+    previous = backend.set_blas_threads(2)
+    if backend.blas_threads() != 2:
+        backend.set_blas_threads(previous)
+        pytest.skip("this OpenBLAS cannot run 2 threads here")
+    yield
+    backend.set_blas_threads(previous)
+
+
 # ---- the CUDA kernels' test tiers ------------------------------------------------------------
 # emulated: each kernel's own .cu source on the CPU (minran/cuda/emulator.py); needs g++.
 # compiled: every instantiation compiled by NVRTC for sm_80 and sm_90; needs nvidia-cuda-nvrtc.

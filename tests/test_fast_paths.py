@@ -313,31 +313,22 @@ def test_gradcheck_through_the_sliced_paths(op, seed):
             gradcheck(lambda x: F.max_pool2d(x, 3, 2, 1), x)
 
 
-def test_the_pool_gives_openblas_one_thread_unless_the_user_chose(monkeypatch):
+def test_the_pool_gives_openblas_one_thread_unless_the_user_chose(monkeypatch, two_blas_threads):
     """The pool's threads do the BLAS calls; OpenBLAS's own spinning threads would fight them
     for the cores. Its first run sets one OpenBLAS thread, unless OPENBLAS_NUM_THREADS (or
     OMP_/MKL_NUM_THREADS) says otherwise."""
     from minran import backend
-    if not backend.blas_libraries():
-        pytest.skip("NumPy's BLAS here is not an OpenBLAS that minran can find")
-    previous = backend.set_blas_threads(2)
-    if backend.blas_threads() != 2:
-        backend.set_blas_threads(previous)
-        pytest.skip("this OpenBLAS cannot run 2 threads here")
-    try:
-        for variable in backend.BLAS_VARIABLES:
-            monkeypatch.delenv(variable, raising=False)
-        with parallel.using(1):   # one thread: no pool, nothing changes
-            monkeypatch.setattr(parallel, "_blas_settled", False)
-            parallel.run(abs, [-1, -2])
-            assert backend.blas_threads() == 2
-        with parallel.using(2):
-            monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")   # the user's choice wins
-            parallel.run(abs, [-1, -2])
-            assert backend.blas_threads() == 2
-            monkeypatch.setattr(parallel, "_blas_settled", False)
-            monkeypatch.delenv("OPENBLAS_NUM_THREADS")
-            assert parallel.run(abs, [-1, -2]) == [1, 2]
-            assert backend.blas_threads() == 1
-    finally:
-        backend.set_blas_threads(previous)
+    for variable in backend.BLAS_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    with parallel.using(1):   # one thread: no pool, nothing changes
+        monkeypatch.setattr(parallel, "_blas_settled", False)
+        parallel.run(abs, [-1, -2])
+        assert backend.blas_threads() == 2
+    with parallel.using(2):
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")   # the user's choice wins
+        parallel.run(abs, [-1, -2])
+        assert backend.blas_threads() == 2
+        monkeypatch.setattr(parallel, "_blas_settled", False)
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+        assert parallel.run(abs, [-1, -2]) == [1, 2]
+        assert backend.blas_threads() == 1

@@ -97,25 +97,25 @@ def test_sgd_state_round_trip_and_errors():
         optim.SGD([], lr=0.1)
 
 
-def test_sgd_state_dict_is_a_snapshot():
-    # A checkpoint is the state at one moment: later steps must not reach into it.
+def _after_one_momentum_step():
+    """An SGD with momentum after one step, its state_dict, and a copy of that state's buffer."""
     p = nn.Parameter(np.ones(2))
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
     p.grad = Tensor(np.ones(2))
     opt.step()
     state = opt.state_dict()
-    saved = state["buffers"][0].copy()
+    return opt, state, state["buffers"][0].copy()
+
+
+def test_sgd_state_dict_is_a_snapshot():
+    # A checkpoint is the state at one moment: later steps must not reach into it.
+    opt, state, saved = _after_one_momentum_step()
     opt.step()
     np.testing.assert_array_equal(state["buffers"][0], saved)
 
 
 def test_sgd_loaded_from_one_state_do_not_share_momentum():
-    p = nn.Parameter(np.ones(2))
-    opt = optim.SGD([p], lr=0.1, momentum=0.9)
-    p.grad = Tensor(np.ones(2))
-    opt.step()
-    state = opt.state_dict()
-    saved = state["buffers"][0].copy()
+    _, state, saved = _after_one_momentum_step()
     a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
     opt_a, opt_b = optim.SGD([a], lr=0.1, momentum=0.9), optim.SGD([b], lr=0.1, momentum=0.9)
     opt_a.load_state_dict(state)

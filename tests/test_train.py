@@ -486,18 +486,6 @@ def test_nal_flag_means_naive_attention_learning():
 
 
 # ---- BLAS threads -------------------------------------------------------------------------
-@pytest.fixture
-def two_blas_threads():
-    if not backend.blas_libraries():
-        pytest.skip("NumPy's BLAS here is not an OpenBLAS that minran can find")
-    previous = backend.set_blas_threads(2)
-    if backend.blas_threads() != 2:
-        backend.set_blas_threads(previous)
-        pytest.skip("this OpenBLAS cannot run 2 threads here")
-    yield
-    backend.set_blas_threads(previous)
-
-
 def test_training_on_the_cpu_uses_one_blas_thread(tmp_path, monkeypatch, two_blas_threads):
     for name in backend.BLAS_VARIABLES:
         monkeypatch.delenv(name, raising=False)

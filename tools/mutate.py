@@ -155,7 +155,7 @@ MUTANTS = [
     M("upsample-width-matrix-from-height", "ops", FN + "upsample.py",
       "interpolation_matrix(W, Wo, align_corners)", "interpolation_matrix(H, Wo, align_corners)"),
     M("upsample-grad-transposes-width-matrix", "ops", FN + "upsample.py",
-      "_sliced_products(g, Ay.T, Ax.T, (N, C, H, W))", "_sliced_products(g, Ay.T, Ax, (N, C, H, W))"),
+      "_sliced_products(g, Ay.T, Ax, (N, C, H, W))", "_sliced_products(g, Ay.T, Ax.T, (N, C, H, W))"),
     M("upsample-weights-swapped", "ops", FN + "upsample.py",
       "np.add.at(A, (np.arange(size_out), i0), 1 - frac)", "np.add.at(A, (np.arange(size_out), i0), frac)"),
     # ---- ops: attention --------------------------------------------------------------------

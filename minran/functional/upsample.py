@@ -61,7 +61,8 @@ def _resize(x, geometry):
         CUDA.launch("upsample_bilinear_forward", kernels.contiguous(x), out,
                     *_kernel_geometry(geometry), threads=out.size)
         return out
-    return _sliced_products(x, *_matrices(geometry, x.dtype, xp), (N, C, Ho, Wo))
+    Ay, Ax = _matrices(geometry, x.dtype, xp)
+    return _sliced_products(x, Ay, Ax.T, (N, C, Ho, Wo))
 
 
 def _resize_backward(g, geometry):
@@ -73,16 +74,16 @@ def _resize_backward(g, geometry):
                     *_kernel_geometry(geometry), threads=gx.size)
         return gx
     Ay, Ax = _matrices(geometry, g.dtype, xp)
-    return _sliced_products(g, Ay.T, Ax.T, (N, C, H, W))
+    return _sliced_products(g, Ay.T, Ax, (N, C, H, W))
 
 
-def _sliced_products(a, left, right_t, shape):
-    """left @ a @ right_t.T for every map of a, slice by slice of the batch on every core."""
+def _sliced_products(a, left, right, shape):
+    """left @ a @ right for every map of a, slice by slice of the batch on every core."""
     xp = array_module(a)
     out = xp.empty(shape, dtype=a.dtype)
 
     def products(s):
-        xp.matmul(xp.matmul(left, a[s]), right_t.T, out=out[s])
+        xp.matmul(xp.matmul(left, a[s]), right, out=out[s])
     parallel.run(products, parallel.slices(out))
     return out
 
