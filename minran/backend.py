@@ -56,6 +56,11 @@ def array_module(array):
     return np
 
 
+def is_device_array(array):
+    """True for arrays in GPU memory (reading one on the host waits for the GPU)."""
+    return cupy is not None and isinstance(array, cupy.ndarray)
+
+
 def device_of(array):
     return "gpu" if array_module(array) is not np else "cpu"
 

@@ -33,6 +33,11 @@ def is_grad_enabled():
 class Tensor:
     # Makes `ndarray + Tensor` call Tensor.__radd__ instead of NumPy broadcasting over it.
     __array_priority__ = 100
+    # A parameter packed into a flat buffer (optim/flat.py) has its gradient's place ready:
+    # `_grad_slot`, a view into the flat gradient buffer. `_slot_taken`: an op of the
+    # backward in progress is writing there.
+    _grad_slot = None
+    _slot_taken = False
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
@@ -84,9 +89,9 @@ class Tensor:
                 raise RuntimeError(f"backward: grad can be implied only for a scalar output, "
                                    f"got shape {self.shape}; pass grad= of that shape")
             grad = xp.ones_like(self.data)
-        else:
-            grad = xp.asarray(grad.data if isinstance(grad, Tensor) else grad,
-                              dtype=self.data.dtype)
+        else:   # a copy: the gradients that reach the leaves may be this very array
+            grad = xp.array(grad.data if isinstance(grad, Tensor) else grad,
+                            dtype=self.data.dtype, copy=True)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape}, "
                                  f"but the tensor has shape {self.shape}")
@@ -100,8 +105,17 @@ class Tensor:
                 node._accumulate(g)
             if node.is_leaf:
                 continue
-            parent_grads = node._backward(g)
-            for parent, pg in zip(node._parents, parent_grads):
+            if getattr(node._backward, "accumulates", False):
+                # The op adds the gradients its inputs already have into its own as it
+                # writes them (batch norm: one launch fewer per residual unit on a GPU).
+                partial = [grads.pop(id(p), None) if p is not None else None
+                           for p in node._parents]
+                parent_grads = node._backward(g, partial)
+            else:
+                partial, parent_grads = None, node._backward(g)
+            for i, (parent, pg) in enumerate(zip(node._parents, parent_grads)):
+                if pg is None and partial is not None:
+                    pg = partial[i]   # nothing of its own for this input: give it back
                 if parent is None or pg is None or not parent.requires_grad:
                     continue
                 key = id(parent)
@@ -111,11 +125,34 @@ class Tensor:
             if not retain_graph:  # free the saved arrays as soon as they are used
                 node._parents, node._backward = (), None
 
+    def grad_out(self):
+        """Where an op may write this tensor's gradient itself: its slot in a flat gradient
+        buffer (optim/flat.py), when it has one and no gradient is there yet; else None,
+        and the op makes a new array. Saves a copy per parameter per step."""
+        if self._grad_slot is None or self.grad is not None or self._slot_taken:
+            return None
+        self._slot_taken = True
+        return self._grad_slot
+
     def _accumulate(self, g):
+        """The first gradient is adopted as it is (it is this backward's own array, which
+        nothing changes afterwards); later ones are added. A parameter with a slot keeps its
+        gradient there: adopted if an op wrote it there, copied in otherwise, and later
+        gradients added in place (the slot belongs to this parameter alone)."""
         if g.shape != self.shape:
             raise RuntimeError(f"internal error: gradient of shape {g.shape} for a tensor "
                                f"of shape {self.shape} (op {self._op})")
-        self.grad = Tensor(g.copy()) if self.grad is None else Tensor(self.grad.data + g)
+        slot, self._slot_taken = self._grad_slot, False
+        if slot is None:
+            self.grad = Tensor(g) if self.grad is None else Tensor(self.grad.data + g)
+        elif self.grad is None:
+            if g is not slot:
+                slot[...] = g
+            self.grad = Tensor(slot)
+        elif self.grad.data is slot:
+            slot += g
+        else:
+            self.grad = Tensor(self.grad.data + g)
 
     def zero_grad(self):
         self.grad = None

@@ -28,6 +28,7 @@ import importlib
 import os
 import pathlib
 import re
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +36,13 @@ import numpy as np
 from .. import backend
 
 BLOCK = 256   # threads per block for every launch; the kernels see it as MINRAN_BLOCK
+_BLOCK_SHAPE = (BLOCK,)
 MODES = ("auto", "off", "emulate")
 # The element types each kernel is instantiated for, and the C types a parameter may have.
 INSTANTIATIONS = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 C_TYPES = {"float": np.float32, "double": np.float64, "int": np.int32, "long long": np.int64,
            "unsigned int": np.uint32}
+_FLOATS = (np.float32, np.float64)
 
 _mode = os.environ.get("MINRAN_KERNELS", "auto")
 if _mode not in MODES:
@@ -142,6 +145,38 @@ def included_files(path):
     return found
 
 
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"[ \t]*$', re.M)
+
+
+def inlined_source(path, _seen=None):
+    """The text of a .cu file with every header it includes with "..." written into it, once
+    each (#pragma once), with #line markers so compile errors still name the right file.
+
+    This is the text CuPy compiles. CuPy caches compiled kernels on disk under a key made
+    of the source text and the options, so a header that stayed an #include would not be
+    part of the key: after an edit of common.cuh, CuPy would keep serving the kernels built
+    from the old one. Inlined, any change to any header changes the key.
+    """
+    path = pathlib.Path(path)
+    seen = set() if _seen is None else _seen
+    seen.add(path.resolve())
+    lines = []
+
+    def include(match):
+        header = (path.parent / match.group(1)).resolve()
+        if header in seen:
+            return f"// {match.group(1)}: already included"
+        text = inlined_source(header, seen).replace("#pragma once", "// (#pragma once)")
+        return f'#line 1 "{header.name}"\n{text}\n'
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if _INCLUDE.match(line):
+            lines.append(_INCLUDE.sub(include, line))
+            lines.append(f'#line {number + 1} "{path.name}"')
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def all_sources():
     """The CUDA twin of every op file in minran, as the op modules hold them."""
     package = pathlib.Path(__file__).resolve().parents[1]
@@ -159,7 +194,12 @@ class Source:
     def __init__(self, op_file):
         self.path = pathlib.Path(op_file).with_suffix(".cu")
         self.kernels = parse(self.path.read_text(), self.path)
-        self._modules = {}
+        self._modules = {}   # 'emulator' -> its module
+        self._gpu_modules = weakref.WeakKeyDictionary()   # CuPy (or its stand-in) -> module
+        self._binders = {}   # (name, dtype, array type) -> _Binder
+        # Per kernel, the position of its first array: its dtype and type pick the binder.
+        self._first_array = {name: next((i for i, p in enumerate(params) if p.pointer), 0)
+                             for name, params in self.kernels.items()}
 
     def __repr__(self):
         return f"Source({self.path.name}: {', '.join(self.kernels)})"
@@ -169,24 +209,47 @@ class Source:
         return [f"{name}<{element}>" for name in self.kernels
                 for element in INSTANTIATIONS.values()]
 
+    def code(self):
+        """The text the GPU compiles: the .cu file with its headers written in."""
+        return inlined_source(self.path)
+
     def module(self, device):
-        """The compiled module for 'gpu' (cupy.RawModule) or 'emulator' (emulator.Module)."""
-        if device not in self._modules:
-            options = compile_options(self.path.parent)
-            if device == "gpu":
-                self._modules[device] = backend.cupy.RawModule(
-                    code=self.path.read_text(), options=options,
+        """The compiled module for 'gpu' (cupy.RawModule) or 'emulator' (emulator.Module).
+
+        The GPU module is kept per CuPy module object, so a stand-in for CuPy (standin.py)
+        and the real one never share compiled kernels."""
+        if device == "gpu":
+            module = self._gpu_modules.get(backend.cupy)
+            if module is None:
+                module = self._gpu_modules[backend.cupy] = backend.cupy.RawModule(
+                    code=self.code(), options=compile_options(self.path.parent),
                     name_expressions=self.name_expressions())
-            else:
-                from . import emulator
-                self._modules[device] = emulator.Module(self.path, options,
-                                                        self.name_expressions())
+            return module
+        if device not in self._modules:
+            from . import emulator
+            self._modules[device] = emulator.Module(self.path, compile_options(self.path.parent),
+                                                    self.name_expressions())
         return self._modules[device]
 
     def launch(self, name, *args, threads=None, blocks=None):
         """Start `threads` threads (or `blocks` blocks) of kernel `name` on `args`."""
         if (threads is None) == (blocks is None):
             raise KernelError(f"{name}: give threads= or blocks=, not both or neither")
+        try:
+            first = args[self._first_array[name]]
+            binder = self._binders[(name, first.dtype, type(first))]
+        except (KeyError, IndexError, AttributeError):
+            binder = self._new_binder(name, args)
+        values = binder.bind(args)
+        if blocks is None:
+            blocks = -(-threads // BLOCK)
+        if blocks == 0:
+            return   # nothing to do (an empty batch): CUDA rejects an empty grid
+        binder.function()((int(blocks),), _BLOCK_SHAPE, values)
+
+    def _new_binder(self, name, args):
+        """The launch plan of `name` for these arguments' element type and array type; made
+        once, then looked up (a launch must cost little Python: docs/KERNELS.md)."""
         if name not in self.kernels:
             raise KernelError(f"{self.path.name} has no kernel {name!r}; it has "
                               f"{', '.join(self.kernels)}")
@@ -194,18 +257,95 @@ class Source:
         if len(args) != len(params):
             raise KernelError(f"{name}: takes {len(params)} arguments "
                               f"({', '.join(p.name for p in params)}), got {len(args)}")
-        arrays = [a for p, a in zip(params, args) if p.pointer]
-        device = backend.device_of(arrays[0])
+        first = args[self._first_array[name]]
         element = _element_type(name, params, args)
-        values = tuple(_argument(f"{name}<{element}>", i, p, a, element, device)
-                       for i, (p, a) in enumerate(zip(params, args)))
-        if blocks is None:
-            blocks = -(-int(threads) // BLOCK)
-        if blocks == 0:
-            return   # nothing to do (an empty batch): CUDA rejects an empty grid
-        function = self.module("gpu" if device == "gpu" else "emulator").get_function(
-            f"{name}<{element}>")
-        function((int(blocks),), (BLOCK,), values)
+        binder = _Binder(self, name, params, element, type(first))
+        if binder.fast:
+            self._binders[(name, getattr(first, "dtype", None), type(first))] = binder
+        return binder
+
+
+class _Binder:
+    """How to check and convert each argument of one kernel instantiation.
+
+    `bind` is the launcher's hot path: for device arrays it checks type, dtype and layout
+    and converts each number to its parameter's exact width, in one loop over precomputed
+    specs. Anything unexpected goes to `_argument`, which says exactly what is wrong.
+    NumPy arrays (the emulator) always take the full checks, writability included.
+    """
+
+    def __init__(self, source, name, params, element, array_type):
+        self.source, self.name, self.params, self.element = source, name, params, element
+        self.expression = f"{name}<{element}>"
+        self.device = "cpu" if array_type is np.ndarray else "gpu"
+        self.array_type = array_type
+        self.fast = array_type is not np.ndarray
+        specs = []   # (0, dtype) for an array, (1, type) for an int, (2, type) for a float
+        for param in params:
+            ctype = param.resolved(element)
+            if param.pointer:
+                specs.append((0, np.dtype(C_TYPES[ctype.replace("const ", "").rstrip("*")])))
+            else:
+                specs.append((2 if C_TYPES[ctype] in _FLOATS else 1, C_TYPES[ctype]))
+        self.specs = specs
+        self._function = self._cupy = None
+        self._fast = self._compile_fast() if self.fast else None
+
+    def bind(self, args):
+        """The arguments as the kernel takes them: the fast check when it passes, else the
+        full one (which explains what is wrong, or accepts what the fast one does not know,
+        such as a NumPy scalar of the right width)."""
+        if self.fast:
+            try:
+                values = self._fast(*args)
+            except (OverflowError, TypeError):   # a number too large; a wrong count
+                values = None
+            if values is not None:
+                return values
+        return self._slow(args)
+
+    @property
+    def fast_source(self):
+        """The fast check, written out for this kernel's parameters: one line per argument,
+        no loop (a launch must cost at most a few microseconds of Python)."""
+        names = [f"a{i}" for i in range(len(self.specs))]
+        lines, values = [f"def bind({', '.join(names)}):"], []
+        for i, (code, kind) in enumerate(self.specs):
+            a = names[i]
+            if code == 0:
+                lines.append(f"    if type({a}) is not T or {a}.dtype is not k{i} "
+                             f"or not {a}.flags.c_contiguous:\n        return None")
+                values.append(a)
+            else:
+                allowed = f"type({a}) is not int" + (
+                    f" and type({a}) is not float" if code == 2 else "")
+                lines.append(f"    if {allowed}:\n        return None")
+                values.append(f"k{i}({a})")
+        lines.append(f"    return ({', '.join(values)},)")
+        return "\n".join(lines)
+
+    def _compile_fast(self):
+        scope = {"T": self.array_type, **{f"k{i}": kind for i, (_, kind) in enumerate(self.specs)}}
+        exec(self.fast_source, scope)
+        return scope["bind"]
+
+    def _slow(self, args):
+        if len(args) != len(self.params):
+            raise KernelError(f"{self.name}: takes {len(self.params)} arguments "
+                              f"({', '.join(p.name for p in self.params)}), got {len(args)}")
+        return tuple(_argument(self.expression, i, p, a, self.element, self.device)
+                     for i, (p, a) in enumerate(zip(self.params, args)))
+
+    def function(self):
+        """The compiled kernel, looked up once per module (CuPy's get_function builds a new
+        kernel object on every call)."""
+        if self.device != "gpu":
+            if self._function is None:
+                self._function = self.source.module("emulator").get_function(self.expression)
+        elif self._cupy is not backend.cupy:   # first use, or another CuPy (the stand-in)
+            self._function = self.source.module("gpu").get_function(self.expression)
+            self._cupy = backend.cupy
+        return self._function
 
 
 def _element_type(name, params, args):

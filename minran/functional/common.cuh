@@ -42,3 +42,12 @@ template <> __device__ __forceinline__ float negative_infinity<float>() {
 template <> __device__ __forceinline__ double negative_infinity<double>() {
     return __longlong_as_double((long long)0xfff0000000000000ull);
 }
+
+// A quiet NaN, for results that have no value (a label outside the classes).
+template <typename T> __device__ T quiet_nan();
+template <> __device__ __forceinline__ float quiet_nan<float>() {
+    return __int_as_float((int)0x7fc00000u);
+}
+template <> __device__ __forceinline__ double quiet_nan<double>() {
+    return __longlong_as_double((long long)0x7ff8000000000000ull);
+}

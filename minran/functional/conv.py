@@ -7,7 +7,7 @@ Both have a CUDA twin in conv.cu; the matrix products run on BLAS or cuBLAS.
 """
 from .. import parallel
 from ..backend import array_module
-from ..cuda import kernels
+from ..cuda import blas, kernels
 from ..tensor import Tensor
 from ._util import check_ndim, check_same, pair
 from .macs import count_macs
@@ -97,6 +97,9 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     kernel = (kh, kw)
     # A 1x1, stride-1 convolution needs no im2col: the input already is the column matrix.
     pointwise = kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
+    count_macs("conv2d", N * Cout * Ho * Wo * Cin * kh * kw)
+    if kernels.active(x.data):
+        return _conv2d_cuda(x, w, b, kernel, stride, padding, pointwise)
 
     def columns(images):
         """The column matrix of some images of x, (n, Cin*kh*kw, Ho*Wo)."""
@@ -115,13 +118,11 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         if b is not None:
             out[s] += b.data.reshape(Cout, 1)
     parallel.run(forward, parts)
-    count_macs("conv2d", N * Cout * Ho * Wo * Cin * kh * kw)
     # The input gradient of a stride-1 convolution is itself a convolution: of g, padded
     # by k - 1 - p, with the kernel flipped and its two channel axes swapped. That is one
     # im2col (a copy) where col2im is a scatter of adds, which NumPy does slowly; the GPU
     # keeps col2im, a gather kernel. (tests/test_fast_paths.py holds the two equal.)
-    flipped = (stride == (1, 1) and padding[0] < kh and padding[1] < kw and not pointwise
-               and not kernels.active(x.data))
+    flipped = stride == (1, 1) and padding[0] < kh and padding[1] < kw and not pointwise
 
     def backward(g):
         # The columns are built again rather than kept from the forward pass: a 3x3 conv's
@@ -148,6 +149,54 @@ def conv2d(x, w, b=None, stride=1, padding=0):
                 gx[s] = col2im(xp.matmul(w2.T, g2[s]), gx[s].shape, kernel, stride, padding)
             return gw_t
         gw = parallel.total(parallel.run(slice_backward, parts)).T.reshape(w.shape)
+        gb = g.sum(axis=(0, 2, 3)) if b is not None else None
+        return gx, gw, gb
+    return Tensor._from_op(out.reshape(N, Cout, Ho, Wo), (x, w, b), backward, "conv2d")
+
+
+def _conv2d_cuda(x, w, b, kernel, stride, padding, pointwise):
+    """The GPU's convolution: im2col (conv.cu) and cuBLAS products over the whole batch, each
+    product one launch (cuda/blas.py), every gradient written where it is kept.
+
+        out[n] = W @ cols[n]                      one strided-batched GEMM, W shared (stride 0)
+        gx     = col2im(W^T @ g[n])               one GEMM, one gather (or straight into gx)
+        gW     = sum over n of g[n] @ cols[n]^T   one GEMM per image in one launch, one sum
+    """
+    xp = x.xp
+    N, C, H, W = x.shape
+    Cout = w.shape[0]
+    K = w.size // Cout
+    _, _, _, _, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, kernel, stride, padding)
+    w2 = w.data.reshape(Cout, K)
+
+    data = kernels.contiguous(x.data)
+    # The columns are kept for the backward, unlike on the CPU: rebuilding them would be one
+    # more launch per 3x3 convolution (63 in Attention-92's step, whose launch budget is in
+    # docs/KERNELS.md), and GPU memory holds them (9 times the input of each 3x3 conv).
+    cols = data.reshape(N, C, H * W) if pointwise else im2col(data, kernel, stride, padding)
+    out = xp.empty((N, Cout, Ho * Wo), dtype=x.dtype)
+    blas.gemm(w2, cols, out)
+    if b is not None:
+        out += b.data.reshape(Cout, 1)
+
+    def backward(g):
+        g2 = kernels.contiguous(g).reshape(N, Cout, Ho * Wo)
+        gx = None
+        if x.requires_grad:
+            if pointwise:
+                gx = xp.empty(x.shape, dtype=x.dtype)
+                blas.gemm(w2, g2, gx.reshape(N, C, H * W), trans_a=True)
+            else:
+                g_cols = xp.empty((N, K, Ho * Wo), dtype=x.dtype)
+                blas.gemm(w2, g2, g_cols, trans_a=True)
+                gx = col2im(g_cols, x.shape, kernel, stride, padding)
+        gw = None
+        if w.requires_grad:
+            per_image = xp.empty((N, Cout, K), dtype=x.dtype)
+            blas.gemm(g2, cols, per_image, trans_b=True)
+            gw = w.grad_out()   # its slot in the flat gradient buffer, if it has one
+            gw = xp.empty(w.shape, dtype=x.dtype) if gw is None else gw
+            per_image.sum(axis=0, out=gw.reshape(Cout, K))
         gb = g.sum(axis=(0, 2, 3)) if b is not None else None
         return gx, gw, gb
     return Tensor._from_op(out.reshape(N, Cout, Ho, Wo), (x, w, b), backward, "conv2d")

@@ -17,7 +17,8 @@ __global__ void softmax_cross_entropy_forward(const T* __restrict__ logits,
     for (int k = 0; k < K; ++k) total += exp(z[k] - top);
     T log_total = log(total);
     for (int k = 0; k < K; ++k) log_probs[n * K + k] = z[k] - top - log_total;
-    losses[n] = -log_probs[n * K + labels[n]];
+    long long label = labels[n];   // outside [0, K): a NaN loss, not a read outside the row
+    losses[n] = label >= 0 && label < K ? -log_probs[n * K + label] : quiet_nan<T>();
 }
 
 // d(mean loss)/d logits = (softmax - one_hot(label)) / N, times the incoming gradient g,

@@ -1,5 +1,6 @@
 """log-softmax and cross-entropy, both shifted by the row maximum so exp never overflows.
 CUDA twin of cross_entropy: loss.cu."""
+from .. import backend
 from ..backend import array_module
 from ..cuda import kernels
 from ..tensor import Tensor
@@ -31,7 +32,11 @@ def cross_entropy(logits, labels):
     if labels.shape != (N,) or labels.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy: labels must be {N} integers for logits {logits.shape}, "
                          f"got shape {labels.shape} dtype {labels.dtype}")
-    if N and (int(labels.min()) < 0 or int(labels.max()) >= K):
+    # Labels are checked on the host, where they are numbers already. Device labels are
+    # checked once, where they enter the device (trainer.check_labels at load): reading them
+    # back here would make every step wait for the GPU. The kernel turns a label outside
+    # [0, K) into a NaN loss instead of reading outside its row.
+    if N and not backend.is_device_array(labels) and (labels.min() < 0 or labels.max() >= K):
         raise ValueError(f"cross_entropy: labels must lie in [0, {K}), "
                          f"got range [{int(labels.min())}, {int(labels.max())}]")
     logp, loss = _cross_entropy(logits.data, labels)

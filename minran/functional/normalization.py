@@ -62,34 +62,50 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
                              f"got {tuple(t.shape)}")
     xp = x.xp
     n = x.size // C
-    cuda = kernels.active(x.data)
-    if training:
-        if n < 2:
-            raise ValueError(f"batch_norm: training needs more than one value per channel, "
-                             f"got input {x.shape}; use a larger batch or eval()")
-        mean, var = (_statistics_cuda if cuda else _statistics)(x.data)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * var * (n / (n - 1))
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: evaluation needs running_mean and running_var")
-        mean = xp.asarray(running_mean, dtype=x.dtype)
-        var = xp.asarray(running_var, dtype=x.dtype)
-    inv_std = 1 / xp.sqrt(var + eps)
+    if training and n < 2:
+        raise ValueError(f"batch_norm: training needs more than one value per channel, "
+                         f"got input {x.shape}; use a larger batch or eval()")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: evaluation needs running_mean and running_var")
     w = weight.data if weight is not None else xp.ones(C, dtype=x.dtype)
     b = bias.data if bias is not None else xp.zeros(C, dtype=x.dtype)
-    forward, backward_of = ((_forward_cuda, _backward_cuda) if cuda else (_forward, _backward))
-    out = forward(x.data, mean, inv_std, w, b, relu)
+    cuda = kernels.active(x.data)
+    if training and cuda:   # statistics, running statistics and output: one launch
+        out, mean, inv_std = _forward_training_cuda(x.data, w, b, running_mean, running_var,
+                                                    eps, momentum, relu)
+    else:
+        if training:
+            mean, var = _statistics(x.data)
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean
+            if running_var is not None:
+                running_var *= 1 - momentum
+                running_var += momentum * var * (n / (n - 1))
+            inv_std = 1 / xp.sqrt(var + eps)
+        else:
+            mean = xp.asarray(running_mean, dtype=x.dtype)
+            inv_std = 1 / xp.sqrt(xp.asarray(running_var, dtype=x.dtype) + eps)
+        out = (_forward_cuda if cuda else _forward)(x.data, mean, inv_std, w, b, relu)
+    backward_of = _backward_cuda if cuda else _backward
 
-    def backward(g):
-        gx, gw, gb = backward_of(g, x.data, out, mean, inv_std, w, training, relu)
-        return gx, (gw if weight is not None else None), (gb if bias is not None else None)
+    def backward(g, partial=(None, None, None)):
+        # The weight and bias gradients go straight into their slots (optim/flat.py), and
+        # another gradient of x already waiting (`partial`, from the engine) is added in as
+        # the input gradient is written.
+        gw_out = weight.grad_out() if weight is not None and weight.requires_grad else None
+        gb_out = bias.grad_out() if bias is not None and bias.requires_grad else None
+        gx, gw, gb = backward_of(g, x.data, out, mean, inv_std, w, training, relu,
+                                 gw_out, gb_out, partial[0])
+        return (gx, _plus(gw, partial[1]) if weight is not None else None,
+                _plus(gb, partial[2]) if bias is not None else None)
+    backward.accumulates = True
     return Tensor._from_op(out, (x, weight, bias), backward,
                            "batch_norm_relu" if relu else "batch_norm")
+
+
+def _plus(gradient, partial):
+    return gradient if partial is None else gradient + partial
 
 
 def _channels(a, ndim):
@@ -146,7 +162,8 @@ def _forward(x, mean, inv_std, w, b, relu):
     return out
 
 
-def _backward(g, x, out, mean, inv_std, w, training, relu):
+def _backward(g, x, out, mean, inv_std, w, training, relu, gw_out=None, gb_out=None,
+              addend=None):
     """The input, weight and bias gradients in two passes over each slice of the batch.
 
     With gr the gradient reaching the normalisation (g, or g where the ReLU let it through),
@@ -169,6 +186,7 @@ def _backward(g, x, out, mean, inv_std, w, training, relu):
     partial = parallel.run(sums, parts)
     g_sum = parallel.total([p[0] for p in partial])                 # = the bias gradient
     g_xhat_sum = parallel.total([p[1] for p in partial]) * inv_std  # = the weight gradient
+    g_sum, g_xhat_sum = _into(g_sum, gb_out), _into(g_xhat_sum, gw_out)
     scale = inv_std * w
     n = x.size // x.shape[1]
     k = _image(-scale * inv_std * g_xhat_sum / n, x)
@@ -182,8 +200,18 @@ def _backward(g, x, out, mean, inv_std, w, training, relu):
             centred *= k
             o += centred
             o += c
+        if addend is not None:
+            o += addend[s]
     parallel.run(input_gradient, parts)
     return gx, g_xhat_sum, g_sum
+
+
+def _into(array, out):
+    """array, written into `out` when one is given (a parameter's gradient slot)."""
+    if out is None:
+        return array
+    out[...] = array
+    return out
 
 
 def _layout(x):
@@ -191,15 +219,36 @@ def _layout(x):
     return x.shape[0], x.shape[1], x.size // (x.shape[0] * x.shape[1]) if x.size else 1
 
 
-def _statistics_cuda(x):
+def _forward_training_cuda(x, w, b, running_mean, running_var, eps, momentum, relu):
+    """(out, mean, 1/std) in one launch, the running statistics updated in it. Running
+    statistics of another dtype than x (float64 ones for a float32 network, say) are updated
+    with array code instead, from the variance the kernel also writes."""
     xp = array_module(x)
     N, C, HW = _layout(x)
-    mean, var = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
-    CUDA.launch("batch_norm_statistics", kernels.contiguous(x), mean, var, N, C, HW, blocks=C)
-    return mean, var
+    n = N * HW
+    x = kernels.contiguous(x)
+    out = xp.empty(x.shape, dtype=x.dtype)
+    mean, var, inv_std = (xp.empty(C, dtype=x.dtype) for _ in range(3))
+    running = (running_mean is not None and running_var is not None
+               and running_mean.dtype == running_var.dtype == x.dtype
+               and running_mean.flags.c_contiguous and running_var.flags.c_contiguous)
+    w, b = _per_channel_arrays(x, w, b)
+    CUDA.launch("batch_norm_forward_training", x, w, b, out, mean, var, inv_std,
+                running_mean if running else mean, running_var if running else var, N, C, HW,
+                float(eps), float(momentum), float(1 - momentum), n / (n - 1), int(running),
+                int(relu), blocks=C)
+    if not running:
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (n / (n - 1))
+    return out, mean, inv_std
 
 
 def _forward_cuda(x, mean, inv_std, w, b, relu):
+    """Evaluation: one thread per element with the running statistics."""
     N, C, HW = _layout(x)
     out = array_module(x).empty(x.shape, dtype=x.dtype)
     CUDA.launch("batch_norm_forward", kernels.contiguous(x), *_per_channel_arrays(x, mean, inv_std, w, b),
@@ -207,17 +256,23 @@ def _forward_cuda(x, mean, inv_std, w, b, relu):
     return out
 
 
-def _backward_cuda(g, x, out, mean, inv_std, w, training, relu):
+def _backward_cuda(g, x, out, mean, inv_std, w, training, relu, gw_out=None, gb_out=None,
+                   addend=None):
+    """One launch: the two sums (written where the weight and bias gradients are kept), then
+    the input gradient, with `addend` added in when given."""
     xp = array_module(g)
     N, C, HW = _layout(x)
     g, x = kernels.contiguous(g), kernels.contiguous(x)
     mean, inv_std, w = _per_channel_arrays(x, mean, inv_std, w)
-    g_sum, g_xhat_sum = xp.empty(C, dtype=x.dtype), xp.empty(C, dtype=x.dtype)
-    CUDA.launch("batch_norm_backward_sums", g, x, out, mean, inv_std, g_sum, g_xhat_sum, N, C,
-                HW, int(relu), blocks=C)
+    g_sum = gb_out if gb_out is not None else xp.empty(C, dtype=x.dtype)
+    g_xhat_sum = gw_out if gw_out is not None else xp.empty(C, dtype=x.dtype)
     gx = xp.empty(x.shape, dtype=x.dtype)
-    CUDA.launch("batch_norm_backward_input", g, x, out, mean, inv_std, w, g_sum, g_xhat_sum, gx,
-                gx.size, C, HW, float(N * HW), int(training), int(relu), threads=gx.size)
+    add = addend is not None and addend.dtype == x.dtype
+    CUDA.launch("batch_norm_backward", g, x, out, mean, inv_std, w,
+                kernels.contiguous(addend) if add else g, g_sum, g_xhat_sum, gx, N, C, HW,
+                int(training), int(relu), int(add), blocks=C)
+    if addend is not None and not add:
+        gx = gx + addend
     return gx, g_xhat_sum, g_sum
 
 

@@ -24,8 +24,17 @@ class Sequential(Module):
         return list(self._modules.values())[i]
 
     def forward(self, x):
-        for layer in self._modules.values():
+        layers = list(self._modules.values())
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if (isinstance(layer, BatchNorm2d) and i + 1 < len(layers)
+                    and type(layers[i + 1]) is ReLU):
+                x = layer(x, relu=True)   # bn then relu as the one fused op, as units do
+                i += 2
+                continue
             x = layer(x)
+            i += 1
         return x
 
 

@@ -1,13 +1,17 @@
-// The CUDA twin of sgd.py's step: one fused pass over a parameter (PyTorch's update):
+// The CUDA twin of sgd.py's update: one fused pass over a parameter array (PyTorch's update):
 //     g = grad + weight_decay * p
 //     buf = g (first step)  or  momentum * buf + g
 //     g = g + momentum * buf (Nesterov)  or  buf
 //     p = p - lr * g
-// Without momentum `buf` is never touched.
+// Without momentum `buf` is never touched. The lr is read from device memory, so that a
+// step recorded as a CUDA graph follows the schedule when it is replayed.
+#include "../functional/common.cuh"
+
 template <typename T>
-__global__ void sgd_update(T* __restrict__ p, const T* __restrict__ grad, T* buf, long long n,
-                           T lr, T momentum, T weight_decay, int nesterov, int first_step) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+__global__ void sgd_update(T* __restrict__ p, const T* __restrict__ grad, T* buf,
+                           const T* __restrict__ lr, long long n, T momentum, T weight_decay,
+                           int nesterov, int first_step) {
+    long long i = global_index();
     if (i >= n) return;
     T g = grad[i];
     if (weight_decay != T(0)) g += weight_decay * p[i];
@@ -16,5 +20,5 @@ __global__ void sgd_update(T* __restrict__ p, const T* __restrict__ grad, T* buf
         buf[i] = b;
         g = nesterov ? g + momentum * b : b;
     }
-    p[i] -= lr * g;
+    p[i] -= lr[0] * g;
 }

@@ -15,9 +15,8 @@ from .tiers import TIERS, on
 # average pooling and the evaluation-mode batch norm have their own tests).
 NETWORK_KERNELS = {
     "im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward",
-    "upsample_bilinear_forward", "upsample_bilinear_backward", "batch_norm_statistics",
-    "batch_norm_forward", "batch_norm_backward_sums", "batch_norm_backward_input",
-    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "upsample_bilinear_forward", "upsample_bilinear_backward", "batch_norm_forward_training",
+    "batch_norm_backward", "sigmoid_forward", "sigmoid_backward",
     "attention_combine_forward", "attention_combine_backward",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward", "sgd_update"}
 
