@@ -118,6 +118,7 @@ class Module:
             data = p.data if device is None else backend.to_device(p.data, device)
             p.data = data if dtype is None else data.astype(dtype, copy=False)
             p.grad = None
+            p._grad_slot = None   # a flat gradient buffer (optim/flat.py) stays behind
         for module in self.modules():
             for name, b in list(module._buffers.items()):
                 b = b if device is None else backend.to_device(b, device)

@@ -44,9 +44,11 @@ class FlatParameters:
             self.offsets.append(offset)
             offset += p.size
         self.views = [p.data for p in self.params]
+        self.slots = [p._grad_slot for p in self.params]
 
     def intact(self):
-        return all(p.data is view for p, view in zip(self.params, self.views))
+        return all(p.data is view and p._grad_slot is slot
+                   for p, view, slot in zip(self.params, self.views, self.slots))
 
     def gather_grads(self):
         """True when every parameter's gradient is in its slot (copying one in where an op
@@ -56,16 +58,7 @@ class FlatParameters:
             if p.grad is None:
                 return False
             slot = p._grad_slot
-            if p.grad.data is not slot:
+            if p.grad.data is not slot:   # set by hand, or an op wrote its own array
                 slot[...] = p.grad.data
                 p.grad = Tensor(slot)
         return True
-
-    def release(self):
-        """Give every parameter its own memory again (they stop viewing the buffers)."""
-        for p in self.params:
-            if p._grad_slot is not None:
-                p._grad_slot = None
-                p.data = p.data.copy()
-                if p.grad is not None:
-                    p.grad.data = p.grad.data.copy()

@@ -1,0 +1,113 @@
+"""The GPU training step, proven on the CPU through the stand-in GPU (cuda/standin.py):
+what one step of Attention-92 asks of a GPU stays within its budget, and the step replayed
+as a CUDA graph is the eager step, bit for bit."""
+import numpy as np
+import pytest
+
+import minran
+from minran import backend
+from minran.cuda import standin
+from minran.graph import GraphStep
+from minran.models import attention56
+from minran.optim import SGD, MultiStepSchedule
+from minran.step import TrainingStep, count_step
+
+# Per training step of Attention-92 at batch 64 (issue 19's targets; docs/KERNELS.md).
+LAUNCH_BUDGET = 1_500
+CALL_BUDGET = 1_500
+
+
+@pytest.fixture(scope="module")
+def attention92_counts():
+    with standin.device(kernels="count"):
+        return count_step("attention92", 64)
+
+
+@pytest.mark.slow
+def test_an_attention92_step_stays_within_its_launch_and_call_budgets(attention92_counts):
+    eager = attention92_counts["eager"]
+    assert eager["gpu_launches"] <= LAUNCH_BUDGET, eager["launches"]
+    assert eager["device_calls"] <= CALL_BUDGET
+    # What the budget is made of: one SGD launch, one batch-norm launch each way, and no
+    # pointer arrays inside products (cuda/blas.py) or copies of gradients.
+    launches = eager["launches"]
+    assert launches["kernel:sgd_update"] == 1
+    assert launches["kernel:batch_norm_forward_training"] == launches["kernel:batch_norm_backward"] == 193
+    assert eager["cupy_inside"] == 0 and launches.get("cupy:copy", 0) <= 3
+
+
+@pytest.mark.slow
+def test_a_step_after_the_first_reads_nothing_back_and_needs_no_new_memory(attention92_counts):
+    eager = attention92_counts["eager"]
+    assert eager["host_waits"] == 0
+    assert eager["new_memory"] == 0
+    graph = attention92_counts["graph"]
+    assert graph["host_waits"] == 0 and graph["allocations"] == 0
+    # A replay is the batch's two copies and one graph launch; the GPU runs the same work.
+    assert graph["device_calls"] == 3 and graph["host_to_device"] == 2
+    assert graph["gpu_launches"] == eager["gpu_launches"]
+
+
+def small_model():
+    minran.manual_seed(0)
+    return attention56(widths=(4, 8, 8, 8)).to(device="gpu", dtype=np.float64)
+
+
+def batch(i, n=3):
+    rng = np.random.default_rng(100 + i)
+    return rng.standard_normal((n, 3, 16, 16)), rng.integers(0, 10, n)
+
+
+def run_steps(graph, steps=5):
+    """Train the small model `steps` batches (the lr divided by 10 after the second), eagerly
+    or with its full batches replayed as a CUDA graph; returns losses and the final state."""
+    model = small_model()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    schedule = MultiStepSchedule(opt, 0.1, [2])
+    step = TrainingStep(model, opt)
+    replay = GraphStep(step, (3, 3, 16, 16), np.float64, np.int64) if graph else None
+    losses = []
+    for i in range(steps):
+        x, y = batch(i)
+        if replay is not None:
+            loss, _ = replay(x, y)
+        else:
+            loss, _ = step(backend.cupy.asarray(x), backend.cupy.asarray(y))
+        losses.append(loss.get().item())
+        schedule.step()
+    state = {k: np.asarray(v) for k, v in model.state_dict().items()}
+    state["momentum"] = [b.get() for b in opt.buffers]
+    state["totals"] = (step.loss_sum.get().item(), step.correct.get().item())
+    return losses, state, replay
+
+
+@pytest.mark.slow
+def test_the_replayed_graph_is_the_eager_step_bit_for_bit():
+    """Five steps on new batch contents each time, with a change of lr: the graph (warm-up,
+    capture, replays) and the eager step give the same losses, parameters, running
+    statistics, momentum buffers and totals, to the last bit, in float64."""
+    with standin.device(kernels="emulate") as gpu:
+        eager_losses, eager_state, _ = run_steps(graph=False)
+        start = gpu.snapshot()
+        graph_losses, graph_state, replay = run_steps(graph=True)
+        assert replay.replays == 4 and gpu.since(start).graph_launches == 4
+    assert graph_losses == eager_losses
+    assert len(set(eager_losses)) == 5
+    assert graph_state["totals"] == eager_state["totals"]
+    for key in eager_state:
+        if key in ("momentum", "totals"):
+            continue
+        np.testing.assert_array_equal(graph_state[key], eager_state[key], err_msg=key)
+    for a, b in zip(graph_state["momentum"], eager_state["momentum"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_graph_step_refuses_another_batch_shape():
+    with standin.device(kernels="count"):
+        model = small_model()
+        opt = SGD(model.parameters(), lr=0.1)
+        replay = GraphStep(TrainingStep(model, opt), (3, 3, 16, 16), np.float64, np.int64)
+        x, y = batch(0, n=2)
+        with pytest.raises(ValueError, match="recorded for \\(3, 3, 16, 16\\); run other "
+                                             "shapes eagerly"):
+            replay(x, y)
