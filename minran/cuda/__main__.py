@@ -1,10 +1,47 @@
-"""`python -m minran.cuda`: every kernel instantiation, whether it compiles for the GPU
-(NVRTC, sm_80 and sm_90) and for the CPU emulator, with ptxas's registers, spills and
-shared memory. Exits non-zero if any instantiation fails to compile anywhere."""
+"""`python -m minran.cuda`: whether CuPy and a GPU were found, then every kernel
+instantiation, whether it compiles for the GPU (NVRTC, sm_80 and sm_90) and for the CPU
+emulator, with ptxas's registers, spills and shared memory. Exits non-zero if any
+instantiation fails to compile anywhere."""
 import argparse
 import sys
 
+from .. import backend
 from . import emulator, kernels, nvrtc
+
+
+def gpu_lines():
+    """What CuPy and the GPU are, as far as this machine can tell, one line each."""
+    cupy = backend.cupy
+    if cupy is None:
+        problem = backend.gpu_problem()
+        return [f"CuPy: {problem}", "GPU: none (the GPU path needs CuPy)"]
+    lines = [f"CuPy: {getattr(cupy, '__version__', '?')}"]
+    problem = backend.gpu_problem()
+    if problem:
+        return lines + [f"GPU: none found: {problem}"]
+    try:
+        runtime = cupy.cuda.runtime
+        properties = runtime.getDeviceProperties(0)
+        name = properties["name"]
+        name = name.decode() if isinstance(name, bytes) else name
+        versions = [f"CUDA runtime {_version(runtime.runtimeGetVersion())}"]
+        if hasattr(runtime, "driverGetVersion"):
+            versions.append(f"driver supports CUDA {_version(runtime.driverGetVersion())}")
+        nvrtc_version = getattr(getattr(cupy.cuda, "nvrtc", None), "getVersion", None)
+        if nvrtc_version is not None:
+            versions.append("NVRTC %d.%d" % tuple(nvrtc_version()))
+        lines.append(f"GPU: {name} (compute capability {properties['major']}."
+                     f"{properties['minor']}); {', '.join(versions)}")
+    except Exception as error:   # a partly working install: say what is known
+        lines.append(f"GPU: found, but could not be described ({type(error).__name__}: "
+                     f"{error})")
+    problem = kernels.compile_problem()
+    lines.append("kernels on the GPU: " + (problem or "compile and load"))
+    return lines
+
+
+def _version(number):
+    return f"{number // 1000}.{number % 1000 // 10}"
 
 
 def main(argv=None):
@@ -13,9 +50,12 @@ def main(argv=None):
                         help="GPU architectures to compile for (default: sm_80 sm_90)")
     args = parser.parse_args(argv)
     failed = False
+    for line in gpu_lines():
+        print(line)
     nvrtc_missing = nvrtc.unavailable_reason()
     emulator_missing = emulator.unavailable_reason()
-    print(f"NVRTC: {'%d.%d' % nvrtc.version() if not nvrtc_missing else 'missing: ' + nvrtc_missing}")
+    print(f"NVRTC for the compile check: "
+          f"{'%d.%d' % nvrtc.version() if not nvrtc_missing else 'missing: ' + nvrtc_missing}")
     print(f"emulator: {emulator.compiler() if not emulator_missing else 'missing: ' + emulator_missing}")
     print(f"block size: {kernels.BLOCK} threads\n")
     columns = "".join(f"  {arch:>5} regs spill(st/ld) smem" for arch in args.arch)

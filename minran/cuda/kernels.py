@@ -177,6 +177,21 @@ def inlined_source(path, _seen=None):
     return "\n".join(lines) + "\n"
 
 
+def compile_problem():
+    """None when CuPy compiles and loads minran's kernels on this GPU; else one line saying
+    what went wrong, so that `--device gpu` stops at once instead of failing at the first op.
+    (CuPy needs NVRTC and the CUDA headers: the gpu extra's cupy-cuda13x[ctk] brings both.)"""
+    source = all_sources()[0]
+    try:
+        source.module("gpu").get_function(source.name_expressions()[0])
+    except Exception as error:   # CuPy's CompileException, a missing NVRTC or header, ...
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        return (f"CuPy cannot compile minran's CUDA kernels ({type(error).__name__}: {first}); "
+                f"install CuPy with its CUDA toolkit wheels (pip install -e '.[gpu]' brings "
+                f"cupy-cuda13x[ctk]) or point CUDA_PATH at a CUDA toolkit")
+    return None
+
+
 def all_sources():
     """The CUDA twin of every op file in minran, as the op modules hold them."""
     package = pathlib.Path(__file__).resolve().parents[1]

@@ -147,6 +147,7 @@ def _resources(log, lowered, arch):
 
 
 def compile_kernels(source, arch):
-    """Every instantiation of a kernels.Source for `arch`: ([Compiled], log)."""
-    return compile_source(source.path.read_text(), source.path.name, source.path.parent,
+    """Every instantiation of a kernels.Source for `arch`: ([Compiled], log). The text is
+    the one CuPy is given (its headers written in: kernels.inlined_source)."""
+    return compile_source(source.code(), source.path.name, source.path.parent,
                           source.name_expressions(), arch)

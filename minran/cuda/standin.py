@@ -649,7 +649,11 @@ class _Runtime:
 
     @staticmethod
     def runtimeGetVersion():
-        return 12090
+        return 13000
+
+    @staticmethod
+    def driverGetVersion():
+        return 13000
 
     @staticmethod
     def getDeviceProperties(device):
