@@ -45,6 +45,9 @@ def two_blas_threads():
 # MINRAN_REQUIRE_KERNEL_TIERS=1 (CI sets it): then a missing compiler or wheel fails the run,
 # so a green CI always means the two CPU tiers ran.
 REQUIRED = os.environ.get("MINRAN_REQUIRE_KERNEL_TIERS") == "1"
+# On a GPU machine (benchmarks/gpu_check.sh), MINRAN_REQUIRE_GPU=1 makes a gpu-tier test that
+# cannot run fail instead of skip: a check that skipped everything must not read as passed.
+GPU_REQUIRED = os.environ.get("MINRAN_REQUIRE_GPU") == "1"
 
 
 def _reason(tier):
@@ -65,6 +68,9 @@ def pytest_runtest_setup(item):
         if REQUIRED and tier != "gpu":
             pytest.fail(f"the {tier} kernel tier must run (MINRAN_REQUIRE_KERNEL_TIERS=1) but "
                         f"cannot: {reason}", pytrace=False)
+        if GPU_REQUIRED and tier == "gpu":
+            pytest.fail(f"the gpu tier must run (MINRAN_REQUIRE_GPU=1) but cannot: {reason}",
+                        pytrace=False)
         pytest.skip(f"{tier} tier: {reason}")
 
 

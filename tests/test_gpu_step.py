@@ -67,30 +67,27 @@ def run_steps(graph, steps=5):
     step = TrainingStep(model, opt)
     replay = GraphStep(step, (3, 3, 16, 16), np.float64, np.int64) if graph else None
     losses = []
-    for i in range(steps):
-        x, y = batch(i)
-        if replay is not None:
-            loss, _ = replay(x, y)
-        else:
-            loss, _ = step(backend.cupy.asarray(x), backend.cupy.asarray(y))
-        losses.append(loss.get().item())
-        schedule.step()
-    state = {k: np.asarray(v) for k, v in model.state_dict().items()}
-    state["momentum"] = [b.get() for b in opt.buffers]
-    state["totals"] = (step.loss_sum.get().item(), step.correct.get().item())
+    # Everything on the replay's stream (the lr's fill, the reads), as the trainer does it:
+    # a read on another stream would not wait for the replay.
+    stream = replay.stream if graph else backend.cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        for i in range(steps):
+            x, y = batch(i)
+            if replay is not None:
+                loss, _ = replay(x, y)
+            else:
+                loss, _ = step(backend.cupy.asarray(x), backend.cupy.asarray(y))
+            losses.append(loss.get().item())
+            schedule.step()
+        state = {k: np.asarray(v) for k, v in model.state_dict().items()}
+        state["momentum"] = [b.get() for b in opt.buffers]
+        state["totals"] = (step.loss_sum.get().item(), step.correct.get().item())
     return losses, state, replay
 
 
-@pytest.mark.slow
-def test_the_replayed_graph_is_the_eager_step_bit_for_bit():
-    """Five steps on new batch contents each time, with a change of lr: the graph (warm-up,
-    capture, replays) and the eager step give the same losses, parameters, running
-    statistics, momentum buffers and totals, to the last bit, in float64."""
-    with standin.device(kernels="emulate") as gpu:
-        eager_losses, eager_state, _ = run_steps(graph=False)
-        start = gpu.snapshot()
-        graph_losses, graph_state, replay = run_steps(graph=True)
-        assert replay.replays == 4 and gpu.since(start).graph_launches == 4
+def assert_replay_is_eager(eager, graph):
+    eager_losses, eager_state, _ = eager
+    graph_losses, graph_state, _ = graph
     assert graph_losses == eager_losses
     assert len(set(eager_losses)) == 5
     assert graph_state["totals"] == eager_state["totals"]
@@ -100,6 +97,54 @@ def test_the_replayed_graph_is_the_eager_step_bit_for_bit():
         np.testing.assert_array_equal(graph_state[key], eager_state[key], err_msg=key)
     for a, b in zip(graph_state["momentum"], eager_state["momentum"]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_the_replayed_graph_is_the_eager_step_bit_for_bit():
+    """Five steps on new batch contents each time, with a change of lr: the graph (warm-up,
+    capture, replays) and the eager step give the same losses, parameters, running
+    statistics, momentum buffers and totals, to the last bit, in float64 (the kernels run
+    through the emulator)."""
+    with standin.device(kernels="emulate") as gpu:
+        eager = run_steps(graph=False)
+        start = gpu.snapshot()
+        graph = run_steps(graph=True)
+        assert graph[2].replays == 4 and gpu.since(start).graph_launches == 4
+    assert_replay_is_eager(eager, graph)
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_replayed_graph_is_the_eager_step_bit_for_bit():
+    eager = run_steps(graph=False)
+    graph = run_steps(graph=True)
+    assert graph[2].replays == 4
+    assert_replay_is_eager(eager, graph)
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_no_step_after_the_first_needs_new_memory():
+    """CuPy's own pool, counted by the bytes it holds: after the first step (eager) or the
+    capture (graph), the pools hold no more however many steps follow."""
+    cupy = backend.cupy
+    pool = cupy.get_default_memory_pool()
+    model = small_model()
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    step = TrainingStep(model, opt)
+    held = []
+    for i in range(5):
+        x, y = batch(i)
+        step(cupy.asarray(x), cupy.asarray(y))
+        cupy.cuda.Device().synchronize()
+        held.append(pool.total_bytes())
+    assert held[1:] == [held[1]] * 4, held
+    replay = GraphStep(step, (3, 3, 16, 16), np.float64, np.int64)
+    graph_held = []
+    with replay.stream:
+        for i in range(5):
+            replay(*batch(i))
+            replay.stream.synchronize()
+            graph_held.append((pool.total_bytes(), replay.pool.total_bytes()))
+    assert graph_held[2:] == [graph_held[2]] * 3, graph_held
 
 
 def test_a_graph_step_refuses_another_batch_shape():

@@ -797,6 +797,10 @@ class _Cublas:
     those numbers (blas.reference) on the memory the raw pointers point at."""
 
     CUBLAS_OP_N, CUBLAS_OP_T = blas.OP_N, blas.OP_T
+    CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH = 0, 3
+
+    def setMathMode(self, handle, mode):
+        _call([])
 
     def sgemmStridedBatched(self, *args):
         self._gemm(np.float32, *args)
@@ -891,6 +895,7 @@ def _namespace():
     cuda = types.SimpleNamespace(
         runtime=_Runtime, Stream=Stream, Event=Event, get_current_stream=get_current_stream,
         MemoryPool=MemoryPool, using_allocator=using_allocator,
+        set_allocator=lambda allocator=None: None,
         alloc_pinned_memory=alloc_pinned_memory, cublas=_Cublas(),
         device=types.SimpleNamespace(get_cublas_handle=lambda: 0),
         Device=lambda i=0: types.SimpleNamespace(id=i, synchronize=_Runtime.deviceSynchronize,
@@ -914,7 +919,7 @@ def _namespace():
         swapaxes=lambda a, x, y: a.swapaxes(x, y), transpose=lambda a, axes=None: a.transpose(
             *(axes or ())), reshape=lambda a, shape: a.reshape(shape),
         get_default_memory_pool=_DefaultPool, get_array_module=lambda *a: cupy,
-        broadcast_shapes=np.broadcast_shapes, pad=_pad,
+        broadcast_shapes=np.broadcast_shapes, pad=_pad, einsum=_einsum,
     )
     module = types.ModuleType("cupy")
     module.__dict__.update(functions)
@@ -975,6 +980,18 @@ def _where(condition, x, y):
     _call(["cupy:where"])
     target = result._a
     _work(lambda: np.copyto(target, np.where(hc, hx, hy)))
+    return result
+
+
+def _einsum(subscripts, *operands, **kwargs):
+    """cupy.einsum, counted as one kernel (CuPy may split it into a few)."""
+    hosts = [_operand(v, "cupy.einsum") for v in operands]
+    with np.errstate(all="ignore"):
+        shape_of = np.einsum(subscripts, *hosts, **kwargs)
+    result = _allocate(np.shape(shape_of), np.asarray(shape_of).dtype)
+    _call(["cupy:einsum"])
+    target = result._a
+    _work(lambda: np.copyto(target, np.einsum(subscripts, *hosts, **kwargs)))
     return result
 
 
