@@ -45,6 +45,10 @@ class GraphStep:
         self.replays = 0
         self._warmed = False
         self._outputs = None
+        # The model, the optimiser's state and the totals were written on other streams (the
+        # legacy default one, mostly): make sure all of that is done before this stream,
+        # which nothing orders with them, reads any of it.
+        cupy.cuda.runtime.deviceSynchronize()
 
     def fits(self, x):
         return tuple(x.shape) == tuple(self.x.shape)

@@ -69,7 +69,7 @@ def run_steps(graph, steps=5):
     losses = []
     # Everything on the replay's stream (the lr's fill, the reads), as the trainer does it:
     # a read on another stream would not wait for the replay.
-    stream = replay.stream if graph else backend.cupy.cuda.Stream(non_blocking=True)
+    stream = replay.stream if graph else backend.cupy.cuda.Stream.null
     with stream:
         for i in range(steps):
             x, y = batch(i)

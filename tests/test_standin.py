@@ -91,20 +91,45 @@ def test_capture_records_instead_of_running_and_a_graph_replays_it():
         stream = xp.cuda.Stream(non_blocking=True)
         total = xp.zeros(3)
         step = xp.ones(3)
+        xp.cuda.Device().synchronize()   # the two arrays' fills on the legacy stream are done
         with stream:
             stream.begin_capture()
             total += step                # recorded, not run
             twice = total * 2            # its buffer is the graph's
             graph = stream.end_capture()
-        assert total.get().tolist() == [0, 0, 0]
-        start = gpu.snapshot()
-        for _ in range(3):
-            step.fill(2.0)               # outside the graph: a change the replay must see
-            graph.launch(stream)
-        assert total.get().tolist() == [6, 6, 6] and twice.get().tolist() == [12, 12, 12]
+            assert total.get().tolist() == [0, 0, 0]
+            start = gpu.snapshot()
+            for _ in range(3):
+                step.fill(2.0)           # outside the graph: a change the replay must see
+                graph.launch(stream)
+            assert total.get().tolist() == [6, 6, 6] and twice.get().tolist() == [12, 12, 12]
         counts = gpu.since(start)
         assert counts.graph_launches == 3
         assert counts.launches["cupy:add"] == 3 and counts.launches["cupy:multiply"] == 3
+        with stream:
+            graph.launch(stream)
+        with pytest.raises(standin.StandInError, match="last written on stream"):
+            total.get()   # on the legacy stream: nothing orders it after that replay
+
+
+def test_work_on_two_streams_must_be_ordered():
+    with standin.device():
+        xp = backend.cupy
+        a = xp.ones(3)
+        side = xp.cuda.Stream(non_blocking=True)
+        with side:
+            with pytest.raises(standin.StandInError, match="stream .* uses an array last "
+                                                             "written on the legacy default"):
+                a + 1                      # a's fill on the legacy stream may not have run
+        blocking = xp.cuda.Stream()        # a blocking stream waits for the legacy stream
+        with blocking:
+            b = a * 2
+        with side:
+            event = blocking.record()
+            side.wait_event(event)         # an event orders the two
+            c = b + 1
+        side.synchronize()
+        assert (c.get() == 3).all()        # the host waited for side: readable anywhere
 
 
 def test_what_a_capture_refuses():

@@ -134,7 +134,7 @@ class _Block:
     """One allocation: host memory standing for device memory, returned to its pool when
     the last array viewing it is gone."""
 
-    __slots__ = ("pool", "size", "buffer", "address", "__weakref__")
+    __slots__ = ("pool", "size", "buffer", "address", "writer", "__weakref__")
 
     def __init__(self, pool, nbytes):
         if pool.sealed and _state.capture is None:
@@ -157,6 +157,7 @@ class _Block:
         # Exactly the bytes asked for: a product reaching past them is caught (blas.py).
         self.buffer = np.empty(max(nbytes, 1), dtype=np.uint8)
         self.address = self.buffer.ctypes.data
+        self.writer = None   # (stream, the stream's op number) of the last write
         with _state.lock:
             _state.blocks.add(self)
 
@@ -228,21 +229,57 @@ def _call(launches=(), device_call=True):
         counts.launches[label] += 1
 
 
-def _work(fn, skip=False):
+def _work(fn, skip=False, reads=(), writes=()):
     """Run device work now, or record it when a capture is on (nothing runs in a capture).
-    `skip`: work that kernels="count" leaves undone (minran's kernels, cuBLAS)."""
+    `skip`: work that kernels="count" leaves undone (minran's kernels, cuBLAS). `reads` and
+    `writes`: the device arrays (or blocks) it touches, for the streams' ordering."""
     capture = _state.capture
+    reads, writes = _blocks_of(reads), _blocks_of(writes)
     if capture is not None:
-        capture.record(fn, skip)
-    elif not skip:
+        capture.record(fn, skip, reads, writes)
+        return
+    _order(get_current_stream(), reads, writes, "an operation")
+    if not skip:
         with np.errstate(all="ignore"):
             fn()
 
 
-def _host_read(what):
+def _blocks_of(arrays):
+    return [a._block if isinstance(a, DeviceArray) else a for a in arrays
+            if isinstance(a, (DeviceArray, _Block))]
+
+
+def _order(stream, reads, writes, what):
+    """Check that work on `stream` touching these blocks is ordered after whatever last wrote
+    them, then make it their last writer. Work on one stream runs in order; across streams
+    only a synchronisation orders it (the host waiting, an event, or the legacy default
+    stream, which waits for and is waited on by every blocking stream)."""
+    stream.issued += 1
+    for block in reads + writes:
+        writer = block.writer
+        if writer is None or writer[0] is stream:
+            continue
+        other, index = writer
+        if (other.synced >= index or stream.waited.get(other, 0) >= index
+                or (stream.null and not other.non_blocking)
+                or (other.null and not stream.non_blocking)):
+            continue
+        raise StandInError(
+            f"{what} on {stream.name} uses an array last written on {other.name}, with nothing "
+            f"ordering the two (on a GPU it may run before that write has happened): run both "
+            f"on one stream, or make {stream.name} wait (stream.synchronize(), an event)")
+    for block in writes:
+        block.writer = (stream, stream.issued)
+
+
+def _host_read(what, array=None):
     if _state.capture is not None:
         raise CaptureError(f"{what} during a stream capture: the host cannot read device "
                            f"memory while a step is being recorded (on a GPU the capture fails)")
+    stream = get_current_stream()
+    if array is not None:   # a copy on the current stream, then the host waits for it
+        _order(stream, [array._block], [], what)
+    stream.synced = stream.issued
     _state.counts.host_reads += 1
     _state.counts.device_to_host += 1
 
@@ -317,7 +354,7 @@ class DeviceArray:
             view.shape = shape   # only possible without a copy
             return self._view(view)
         except AttributeError:
-            return _copy_op("reshape", self._a.reshape(shape))
+            return _copy_op("reshape", self, self._a.reshape(shape).shape)
 
     def ravel(self):
         return self.reshape(-1)
@@ -340,12 +377,12 @@ class DeviceArray:
         src = value._a if isinstance(value, DeviceArray) else value
         target = self._a
         _call(["cupy:fill" if not isinstance(value, DeviceArray) else "cupy:copy"])
-        _work(lambda: target.__setitem__(key, src))
+        _work(lambda: target.__setitem__(key, src), reads=[value], writes=[self])
 
     def fill(self, value):
         _call(["cupy:fill"])
         host = self._a
-        _work(lambda: host.fill(value))
+        _work(lambda: host.fill(value), writes=[self])
 
     def copy(self, order="C"):
         return _unary_op("copy", self, lambda a, out: np.copyto(out, a), self.dtype)
@@ -369,13 +406,13 @@ class DeviceArray:
         _call([f"cupy:{name}"])
         if out is not None:
             target = out._a
-            _work(lambda: method(host, out=target, **kwargs))
+            _work(lambda: method(host, out=target, **kwargs), reads=[self], writes=[out])
             return out
         with np.errstate(all="ignore"):
             shape_of = method(host, **kwargs)   # run once for the shape: inputs only read
         result = _allocate(np.shape(shape_of), np.asarray(shape_of).dtype)
         target = result._a
-        _work(lambda: np.copyto(target, method(host, **kwargs)))
+        _work(lambda: np.copyto(target, method(host, **kwargs)), reads=[self], writes=[result])
         return result
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
@@ -410,14 +447,17 @@ class DeviceArray:
             raise ValueError(f"set: shape {host.shape} does not match {self.shape}")
         _call([])
         _state.counts.host_to_device += 1
+        if _state.capture is not None:
+            raise CaptureError("a copy from the host during a stream capture: copy into the "
+                               "static buffers before the replay, outside the capture")
         target, source = self._a, host.astype(self.dtype, copy=True)
-        _work(lambda: np.copyto(target, source))
+        _work(lambda: np.copyto(target, source), writes=[self])
 
     def get(self, stream=None, out=None):
         """Copy to the host: waits for the GPU unless a stream is given (then the copy is
         enqueued and the host must wait on an event before reading `out`)."""
         if stream is None:
-            _host_read("array.get()")
+            _host_read("array.get()", self)
             _call([])
             return self._a.copy() if out is None else np.copyto(out, self._a) or out
         if out is None:
@@ -425,41 +465,41 @@ class DeviceArray:
         _call([])
         _state.counts.device_to_host += 1
         source = self._a
-        _work(lambda: np.copyto(out, source))
+        _work(lambda: np.copyto(out, source), reads=[self])
         return out
 
     def item(self):
-        _host_read("array.item()")
+        _host_read("array.item()", self)
         _call([])
         return self._a.item()
 
     def tolist(self):
-        _host_read("array.tolist()")
+        _host_read("array.tolist()", self)
         _call([])
         return self._a.tolist()
 
     def __float__(self):
-        _host_read("float(array)")
+        _host_read("float(array)", self)
         _call([])
         return float(self._a)
 
     def __int__(self):
-        _host_read("int(array)")
+        _host_read("int(array)", self)
         _call([])
         return int(self._a)
 
     def __index__(self):
-        _host_read("an array used as an index")
+        _host_read("an array used as an index", self)
         _call([])
         return self._a.__index__()
 
     def __bool__(self):
-        _host_read("bool(array)")
+        _host_read("bool(array)", self)
         _call([])
         return bool(self._a)
 
     def __repr__(self):
-        _host_read("repr(array)")
+        _host_read("repr(array)", self)
         return f"array({self._a!r}, device=stand-in)"
 
     __str__ = __repr__
@@ -546,14 +586,14 @@ def _ufunc(ufunc, method, inputs, kwargs):
         return cupy.matmul(*inputs, out=out[0] if out else None)
     _call(launches)
     if out is not None:
-        _work(lambda: call(*args, out=targets, **kwargs))
+        _work(lambda: call(*args, out=targets, **kwargs), reads=inputs, writes=out)
         return out[0] if len(out) == 1 else out
     with np.errstate(all="ignore"):
         shape_of = call(*args, **kwargs)   # for the shape and dtype: the inputs are only read
     results = shape_of if isinstance(shape_of, tuple) else (shape_of,)
     wrapped = tuple(_allocate(np.shape(r), np.asarray(r).dtype) for r in results)
     targets = tuple(w._a for w in wrapped)
-    _work(lambda: call(*args, out=targets, **kwargs))
+    _work(lambda: call(*args, out=targets, **kwargs), reads=inputs, writes=wrapped)
     return wrapped if isinstance(shape_of, tuple) else wrapped[0]
 
 
@@ -561,16 +601,16 @@ def _unary_op(name, array, fill, dtype):
     result = _allocate(array.shape, dtype)
     _call([f"cupy:{name}"])
     source, target = array._a, result._a
-    _work(lambda: fill(source, target))
+    _work(lambda: fill(source, target), reads=[array], writes=[result])
     return result
 
 
-def _copy_op(name, host_result):
+def _copy_op(name, array, shape):
     """An op that copied (a reshape that could not be a view): one copy kernel."""
     _call([f"cupy:{name} copy"])
-    result = _allocate(host_result.shape, host_result.dtype)
-    target = result._a
-    _work(lambda: np.copyto(target, host_result))
+    result = _allocate(shape, array.dtype)
+    source, target = array._a, result._a
+    _work(lambda: np.copyto(target, source.reshape(shape)), reads=[array], writes=[result])
     return result
 
 
@@ -581,18 +621,21 @@ def _gather(name, array, key):
         shape_of = source[key]
     result = _allocate(shape_of.shape, shape_of.dtype)
     target = result._a
-    _work(lambda: np.copyto(target, source[key]))
+    _work(lambda: np.copyto(target, source[key]), reads=[array], writes=[result])
     return result
 
 
 # ---- the stand-in for the cupy module -------------------------------------------------------
 def _from_host(obj, dtype=None):
+    if _state.capture is not None:
+        raise CaptureError("a copy from the host during a stream capture: copy into the "
+                           "static buffers before the replay, outside the capture")
     host = np.array(obj, dtype=dtype, copy=True)
     result = _allocate(host.shape, host.dtype)
     _call([])
     _state.counts.host_to_device += 1
     target = result._a
-    _work(lambda: np.copyto(target, host))
+    _work(lambda: np.copyto(target, host), writes=[result])
     return result
 
 
@@ -603,7 +646,7 @@ def _filled(shape, dtype, value, label):
     if value is not None:
         _call([label])
         target = result._a
-        _work(lambda: target.fill(value))
+        _work(lambda: target.fill(value), writes=[result])
     return result
 
 
@@ -634,7 +677,8 @@ def _matmul(a, b, out=None):
     if out is None:
         out = _allocate(shape, np.result_type(ha.dtype, hb.dtype))
     target = out._a
-    _work(lambda: np.matmul(ha, hb, out=target), skip=_state.kernels == "count")
+    _work(lambda: np.matmul(ha, hb, out=target), skip=_state.kernels == "count",
+          reads=[a, b], writes=[out])
     return out
 
 
@@ -646,6 +690,8 @@ class _Runtime:
     @staticmethod
     def deviceSynchronize():
         _synchronize("cupy.cuda.runtime.deviceSynchronize()")
+        for stream in list(Stream._all):
+            stream.synced = stream.issued
 
     @staticmethod
     def runtimeGetVersion():
@@ -674,9 +720,12 @@ class Capture:
 
     def __init__(self, stream):
         self.stream, self.work, self.pools = stream, [], set()
+        self.reads, self.writes = set(), set()
 
-    def record(self, fn, skip=False):
+    def record(self, fn, skip=False, reads=(), writes=()):
         self.work.append((fn, skip))
+        self.reads.update(reads)
+        self.writes.update(writes)
 
 
 class Graph:
@@ -684,6 +733,7 @@ class Graph:
 
     def __init__(self, capture, launches):
         self.work, self.launches = capture.work, launches
+        self.reads, self.writes = list(capture.reads), list(capture.writes)
 
     def launch(self, stream=None):
         if _state.capture is not None:
@@ -692,6 +742,7 @@ class Graph:
         counts.device_calls += 1
         counts.graph_launches += 1
         counts.launches.update(self.launches)
+        _order(stream or get_current_stream(), self.reads, self.writes, "a graph launch")
         with np.errstate(all="ignore"):
             for fn, skip in self.work:
                 if not skip:
@@ -703,9 +754,20 @@ class Stream:
 
     _local = threading.local()
 
+    _made = 0
+    _all = weakref.WeakSet()
+
     def __init__(self, null=False, non_blocking=False, ptds=False):
         self.null, self.non_blocking = null, non_blocking
         self._capture_start = None
+        # For the ordering checks: how many operations were issued on this stream, up to
+        # which one the host has waited, and up to which one of other streams it waited
+        # for through events.
+        self.issued = self.synced = 0
+        self.waited = {}
+        Stream._made += 1
+        self.name = "the legacy default stream" if null else f"stream {Stream._made}"
+        Stream._all.add(self)
 
     def __enter__(self):
         stack = Stream._local.__dict__.setdefault("stack", [])
@@ -718,6 +780,11 @@ class Stream:
 
     def synchronize(self):
         _synchronize("stream.synchronize()")
+        self.synced = self.issued
+
+    def wait_event(self, event):
+        if event.stream is not None:
+            self.waited[event.stream] = max(self.waited.get(event.stream, 0), event.index)
 
     def begin_capture(self, mode=None):
         if self.null:
@@ -764,17 +831,20 @@ Stream.null = Stream(null=True)
 
 class Event:
     def __init__(self, block=False, disable_timing=False, interprocess=False):
-        self.recorded = False
+        self.stream, self.index = None, 0
 
     def record(self, stream=None):
         _call([])
-        self.recorded = True
+        self.stream = stream or get_current_stream()
+        self.index = self.stream.issued
 
     def query(self):
         return True   # every recorded copy has already happened here
 
     def synchronize(self):
         _synchronize("event.synchronize()")
+        if self.stream is not None:
+            self.stream.synced = max(self.stream.synced, self.index)
 
 
 @contextlib.contextmanager
@@ -814,11 +884,13 @@ class _Cublas:
                          batch)
         alpha, beta = blas.read_scalar(alpha, dtype), blas.read_scalar(beta, dtype)
         arrays = [self._memory(dtype, p) for p in (A, B, C)]
+        blocks = [_state.blocks.find(p, 1) for p in (A, B, C)]
         _call(["cublas:gemm"])
 
         def run():
             blas.reference(call, alpha, *arrays[0], *arrays[1], beta, *arrays[2])
-        _work(run, skip=_state.kernels == "count")
+        _work(run, skip=_state.kernels == "count", reads=blocks[:2] + ([blocks[2]] if beta else []),
+              writes=blocks[2:])
 
     @staticmethod
     def _memory(dtype, pointer):
@@ -858,6 +930,13 @@ class RawModule:
             raise StandInError(f"RawModule was not compiled with {expression}")
         return _Function(self, expression)
 
+    def const_params(self, expression):
+        """Whether each parameter of the kernel is a pointer to const (only read)."""
+        from .kernels import parse
+        if not hasattr(self, "_params"):
+            self._params = parse(self.code)
+        return [p.ctype.startswith("const") for p in self._params[expression.split("<")[0]]]
+
 
 class _Function:
     def __init__(self, module, expression):
@@ -872,11 +951,16 @@ class _Function:
                 raise TypeError(f"{self.expression}: a NumPy array cannot be a kernel argument "
                                 f"on the GPU")
         _call([self.label])
+        arrays = [(a, const) for a, const in zip(args, self.module.const_params(self.expression))
+                  if isinstance(a, DeviceArray)]
+        reads = [a for a, _ in arrays]
+        writes = [a for a, const in arrays if not const]
         if self._emulated is None:
+            _work(lambda: None, skip=True, reads=reads, writes=writes)
             return
         emulated = self._emulated
         host_args = [a._a if isinstance(a, DeviceArray) else a for a in args]
-        _work(lambda: emulated(grid, block, host_args, shared_mem))
+        _work(lambda: emulated(grid, block, host_args, shared_mem), reads=reads, writes=writes)
 
 
 class _DefaultPool:
@@ -968,7 +1052,7 @@ def _generated(name, host):
     result = _allocate(host.shape, host.dtype)
     _call([f"cupy:{name}"])
     target = result._a
-    _work(lambda: np.copyto(target, host))
+    _work(lambda: np.copyto(target, host), writes=[result])
     return result
 
 
@@ -979,7 +1063,8 @@ def _where(condition, x, y):
     result = _allocate(shape_of.shape, shape_of.dtype)
     _call(["cupy:where"])
     target = result._a
-    _work(lambda: np.copyto(target, np.where(hc, hx, hy)))
+    _work(lambda: np.copyto(target, np.where(hc, hx, hy)), reads=[condition, x, y],
+          writes=[result])
     return result
 
 
@@ -991,7 +1076,8 @@ def _einsum(subscripts, *operands, **kwargs):
     result = _allocate(np.shape(shape_of), np.asarray(shape_of).dtype)
     _call(["cupy:einsum"])
     target = result._a
-    _work(lambda: np.copyto(target, np.einsum(subscripts, *hosts, **kwargs)))
+    _work(lambda: np.copyto(target, np.einsum(subscripts, *hosts, **kwargs)), reads=operands,
+          writes=[result])
     return result
 
 
@@ -1006,7 +1092,7 @@ def _pad(a, pad_width, mode="constant", constant_values=0):
     source, target = a._a, result._a
     index = tuple(slice(before, before + n) for (before, _), n in
                   zip(np.broadcast_to(pad_width, (a.ndim, 2)), a.shape))
-    _work(lambda: target.__setitem__(index, source))
+    _work(lambda: target.__setitem__(index, source), reads=[a], writes=[result])
     return result
 
 
