@@ -6,7 +6,7 @@ Nesterov momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at 64k and 96k it
 exactly 160k iterations in all, on the GPU when CuPy finds one.
 
     python train_cifar.py --device gpu
-    python train_cifar.py --device cpu --arch attention56 --widths 8,16,16,16 \
+    python train_cifar.py --device cpu --arch attention56 --widths 8,16,16,16 \\
         --subset 5000 --test-subset 1000 --epochs 3 --schedule cosine --out runs/quick
     python train_cifar.py --resume runs/cifar/checkpoint.pkl
     python train_cifar.py --resume runs/cifar/checkpoint.pkl --epochs 250   (train on)
@@ -18,103 +18,76 @@ other batch sizes): with 50,000 images, 204 epochs of 782 iterations and a 205th
 at iteration 160,000, after 472. With --epochs E it lasts E x ceil(N / batch) iterations,
 and the paper's schedule divides the lr by 10 at 40% and 60% of them.
 
-Each run writes log.csv, checkpoint.pkl (after every epoch, atomically) and result.json (the
-last epoch's test accuracy) into --out. A new run refuses an --out that already holds a run.
+Each run writes log.csv, checkpoint.pkl (after every epoch, atomically, with a checksum) and
+result.json (the last epoch's test accuracy) into --out. A new run refuses an --out that
+already holds a run; --overwrite replaces it once the new run has saved its first epoch.
 """
 import argparse
 import contextlib
 import pathlib
-import sys
 
-from minran import backend
+from minran import backend, cli
+from minran.cli import FRACTION, MAX_LR, MAX_WIDTH, number, parse_widths
 from minran.data import DataError
 from minran.models import BUILDERS
-from minran.trainer import (RUN_FILES, TrainConfig, TrainError, Run, duration, evaluate,
-                            existing_run_files, load_checkpoint, load_weights, parse_widths, train)
+from minran.run_folder import RunFolderError
+from minran.trainer import (TrainConfig, TrainError, Run, count, evaluate, load_checkpoint,
+                            load_weights, train)
 
 # The README's first run: learning shows within about 2 minutes on a 2-core CPU.
 QUICK_RUN = ("--device cpu --arch attention56 --widths 8,16,16,16 --subset 5000 "
              "--test-subset 1000 --epochs 3 --schedule cosine --out runs/quick")
 
 
-def _number(kind, low, why=""):
-    """An argparse type: a number of `kind` (int or float) of at least `low`; argparse puts
-    the option's name before the message, so the error line names the option."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"got {text!r}, expected a {'whole ' if kind is int else ''}number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"got {text}, expected {low} or more{why}")
-        return value
-    return parse
-
-
-POSITIVE = _number(int, 1)
-
-
-def _fraction(text):
-    value = _number(float, 0.0)(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """One line naming the option, what is wrong and the fix, not the whole usage."""
-        sys.exit(f"error: {message} (python train_cifar.py --help lists the options)")
-
-
 def build_parser():
     d = TrainConfig()
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(prog="python train_cifar.py", description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=["cpu", "gpu"], default=None,
                    help="default: gpu when CuPy finds one, else cpu")
     p.add_argument("--arch", choices=list(BUILDERS), default=d.arch)
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], default=d.dataset)
-    p.add_argument("--data-dir", default=None,
-                   help="folder holding (or receiving) the CIFAR archive; default $MINRAN_DATA "
-                        "or ~/.cache/minran")
-    p.add_argument("--epochs", type=_number(int, 1, ", or leave --epochs out for the paper's "
-                                                     "160,000 iterations"), default=None,
-                   help="passes over the training images, each ceil(N / batch) iterations; "
-                        "default: the paper's 160,000 iterations at batch 64 (about 205 epochs "
-                        "of 50,000 images, the last one stopping part way at exactly 160k)")
-    p.add_argument("--batch-size", type=POSITIVE, default=d.batch_size)
-    p.add_argument("--lr", type=_number(float, 0.0), default=d.lr)
+    cli.add_run_options(
+        p, cli.epochs(", or leave --epochs out for the paper's 160,000 iterations"),
+        "passes over the training images, each ceil(N / batch) iterations; default: the "
+        "paper's 160,000 iterations at batch 64 (about 205 epochs of 50,000 images, the last "
+        "one stopping part way at exactly 160k)")
+    p.add_argument("--lr", type=number(float, 0.0, MAX_LR, " (the paper's is 0.1; at 10 SGD "
+                                                           "already learns nothing, and at 100 "
+                                                           "the loss turns to NaN within a few "
+                                                           "dozen iterations)"))
     p.add_argument("--schedule", choices=["paper", "step", "cosine"], default=d.schedule,
                    help="paper: /10 at 40%% and 60%% of the run's iterations (64k and 96k of "
                         "160k); step: at 50%% and 75%%; cosine: down to 0")
-    p.add_argument("--momentum", type=_number(float, 0.0), default=d.momentum)
-    p.add_argument("--weight-decay", type=_number(float, 0.0), default=d.weight_decay)
-    p.add_argument("--subset", type=POSITIVE, default=None, help="train on the first N images")
-    p.add_argument("--test-subset", type=POSITIVE, default=None, help="test on the first N images")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", default=d.out, help="folder for log.csv, checkpoint.pkl, result.json")
-    p.add_argument("--overwrite", action="store_true",
-                   help="let a new run replace the run already in --out")
+    p.add_argument("--momentum", type=number(float, 0.0, 1.0, " (momentum 1 or more never "
+                                                              "lets old gradients fade, so the "
+                                                              "steps grow without bound; the "
+                                                              "paper's is 0.9)", below=True))
+    p.add_argument("--weight-decay", type=number(float, 0.0, 1.0, " (the paper's is 1e-4; 1 or "
+                                                                  "more would shrink the weights "
+                                                                  "faster than the loss can "
+                                                                  "grow them)", below=True))
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
                    help="continue a run (default: OUT/checkpoint.pkl); it writes into --out, "
                         "else into the checkpoint's folder; only --epochs (to extend), "
                         "--device, --data-dir and --no-progress may differ from the run's")
-    p.add_argument("--eval-only", metavar="CHECKPOINT", help="only evaluate a checkpoint")
-    p.add_argument("--label-noise", type=_fraction, default=0.0, metavar="RATE",
+    p.add_argument("--eval-only", metavar="CHECKPOINT",
+                   help="only evaluate a checkpoint (--device, --data-dir, --no-progress may be "
+                        "given; other options must be the run's own)")
+    p.add_argument("--label-noise", type=FRACTION, default=0.0, metavar="RATE",
                    help="flip this fraction of training labels (the paper's Table 5)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype)
-    p.add_argument("--width", type=POSITIVE, default=d.width,
-                   help="channel multiplier (4 = ports' width)")
-    p.add_argument("--widths", default=None, metavar="STEM,S1,S2,S3",
-                   help="explicit channel widths for reduced-scale runs, e.g. 8,32,64,128 "
-                        "(overrides --width; the paper's are 16,64,128,256)")
+    p.add_argument("--width", type=number(int, 1, MAX_WIDTH, " (parameters grow with its "
+                                                             "square: 16 is already 256 times "
+                                                             "the paper's network)"),
+                   default=d.width, help="channel multiplier (4 = ports' width)")
     p.add_argument("--nal", action="store_true", help="naive attention learning M*T (Table 3)")
     p.add_argument("--activation", choices=["mixed", "channel", "spatial"], default=d.activation)
     p.add_argument("--mask", choices=["encoder-decoder", "local"], default=d.mask)
     p.add_argument("--mean", choices=["channel", "pixel", "channel-std"], default=d.mean)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(batch_size=d.batch_size, lr=d.lr, momentum=d.momentum,
+                   weight_decay=d.weight_decay, seed=d.seed, out=d.out)
     return p
 
 
@@ -132,7 +105,7 @@ def parse_args(argv):
 
 def config_from_args(args, device):
     """The TrainConfig a new run gets from its options."""
-    widths = parse_widths(args.widths) if args.widths else None
+    widths = parse_widths(args.widths, args.arch) if args.widths else None
     return TrainConfig(
         arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, momentum=args.momentum,
@@ -152,7 +125,8 @@ _FIXED = {
     "subset": ("subset", lambda a: a.subset), "test_subset": ("test_subset", lambda a: a.test_subset),
     "seed": ("seed", lambda a: a.seed), "label_noise": ("label_noise", lambda a: a.label_noise),
     "dtype": ("dtype", lambda a: a.dtype), "width": ("width", lambda a: a.width),
-    "widths": ("widths", lambda a: parse_widths(a.widths)), "nal": ("residual", lambda a: not a.nal),
+    "widths": ("widths", lambda a: parse_widths(a.widths, a.arch) if a.widths else None),
+    "nal": ("residual", lambda a: not a.nal),
     "activation": ("activation", lambda a: a.activation), "mask": ("mask", lambda a: a.mask),
     "mean": ("mean", lambda a: a.mean), "no_augment": ("augment", lambda a: not a.no_augment),
 }
@@ -162,11 +136,8 @@ def _option(name):
     return "--" + name.replace("_", "-")
 
 
-def resume_config(args, given, state, path, device):
-    """The checkpoint's config with what may change: --out (default: the checkpoint's own
-    folder), --device, --data-dir, --no-progress, and --epochs to extend the run. Any other
-    option given with a value other than the run's is refused, by name."""
-    saved = state["config"]
+def check_same_run(args, given, saved, option, path, what):
+    """Refuse, by name, any option given with a value other than the checkpoint's run's."""
     conflicts = []
     for name in sorted(given & set(_FIXED)):
         field, value = _FIXED[name]
@@ -178,18 +149,26 @@ def resume_config(args, given, state, path, device):
             conflicts.append((f"{_option(name)}{shown}", f"{field}={theirs!r}"))
     if conflicts:
         raise TrainError(
-            f"--resume {path}: {', '.join(c[0] for c in conflicts)} "
+            f"{option} {path}: {', '.join(c[0] for c in conflicts)} "
             f"{'contradicts' if len(conflicts) == 1 else 'contradict'} the checkpoint's run "
             f"({', '.join(c[1] for c in conflicts)}); leave "
-            f"{'it' if len(conflicts) == 1 else 'them'} out to continue the run as it was, or "
-            f"start a new run with a new --out")
+            f"{'it' if len(conflicts) == 1 else 'them'} out to {what}")
+
+
+def resume_config(args, given, state, path, device):
+    """The checkpoint's config with what may change: --out (default: the checkpoint's own
+    folder), --device, --data-dir, --no-progress, and --epochs to extend the run. Any other
+    option given with a value other than the run's is refused, by name."""
+    saved = state["config"]
+    check_same_run(args, given, saved, "--resume", path,
+                   "continue the run as it was, or start a new run with a new --out")
     epochs = saved["epochs"]
     if "epochs" in given:
         planned = state.get("plan", {}).get("epochs") or saved["epochs"]
         if planned is not None and args.epochs < planned:
             raise TrainError(f"--epochs {args.epochs}: the checkpoint's run is planned for "
-                             f"{planned} epochs, and --epochs can only extend a run; leave it "
-                             f"out, or give {planned} or more")
+                             f"{count(planned, 'epoch')}, and --epochs can only extend a run; "
+                             f"leave it out, or give {planned} or more")
         if planned is not None and args.epochs > planned and saved["schedule"] == "cosine":
             raise TrainError(f"--epochs {args.epochs}: the checkpoint's run has a cosine schedule "
                              f"that ends at lr 0 after epoch {planned}, so more epochs would not "
@@ -198,54 +177,38 @@ def resume_config(args, given, state, path, device):
     done, planned = state["schedule"]["iteration"], state.get("plan", {}).get("total")
     if planned is not None and done >= planned and "epochs" not in given:
         raise TrainError(f"--resume {path}: this run has already trained all its "
-                         f"{state['epoch']} epochs ({done:,} iterations); give a larger "
-                         f"--epochs to extend it, or --eval-only to test it")
+                         f"{count(state['epoch'], 'epoch')} ({count(done, 'iteration')}); give a "
+                         f"larger --epochs to extend it, or --eval-only to test it")
     out = args.out if "out" in given else str(pathlib.Path(path).parent)
     return TrainConfig.from_dict({**saved, "device": device, "progress": not args.no_progress,
                                   "data_dir": args.data_dir or saved["data_dir"],
                                   "epochs": epochs, "out": out})
 
 
-def check_out(out, overwrite, resumed_from=None):
-    """A run writes into `out`: refuse a folder holding another run (unless --overwrite,
-    which removes that run's files now)."""
-    out = pathlib.Path(out)
-    if resumed_from is not None and out.resolve() == pathlib.Path(resumed_from).parent.resolve():
-        return  # the run goes on in its own folder
-    found = existing_run_files(out)
-    if found and not overwrite:
-        resume = f"--resume {out / 'checkpoint.pkl'}" if "checkpoint.pkl" in found else "--resume"
-        raise TrainError(
-            f"--out {out} already holds a run ({', '.join(found)}); continue that run with "
-            f"{resume}, or give a new --out for this one (or pass --overwrite to replace it)")
-    if overwrite:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-
-
 def pick_device(requested, full_run=False, warn=True):
-    """The device; without --device, the GPU when CuPy finds one, else the CPU with one line
-    saying why (and, for the paper's full run, what to try first)."""
-    if requested == "gpu":
-        problem = backend.gpu_problem()
-        if problem:
-            raise TrainError(f"--device gpu, but {problem}; or use --device cpu")
-        return "gpu"
-    if requested:
-        return requested
-    problem = backend.gpu_problem()
-    if problem is None:
-        return "gpu"
-    if warn:
-        advice = (f"; the paper's full run takes weeks there: for a first run try "
-                  f"python train_cifar.py {QUICK_RUN}" if full_run else "")
-        print(f"warning: training on the CPU: {problem}{advice}", file=sys.stderr)
-    return "cpu"
+    """The device (see cli.pick_device); training the paper's full run on the CPU, the
+    warning says what to try first."""
+    advice = (f"; the paper's full run is a GPU job (the expected time printed below says how "
+              f"long it would take here): for a first run try python train_cifar.py {QUICK_RUN}"
+              if full_run else "")
+    return cli.pick_device(requested, warn, advice)
 
 
-def eval_only(args):
-    device = pick_device(args.device, warn=False)
+# What --eval-only may be given beside the checkpoint: it trains nothing and writes nothing.
+_NOT_FOR_EVAL = ("epochs", "out", "overwrite", "resume")
+
+
+def eval_only(args, given):
+    unused = [_option(name) for name in _NOT_FOR_EVAL if name in given]
+    if unused:
+        one = len(unused) == 1
+        raise TrainError(f"--eval-only {args.eval_only}: {', '.join(unused)} "
+                         f"{'has' if one else 'have'} no effect there (it trains nothing and "
+                         f"writes nothing); leave {'it' if one else 'them'} out")
     state = load_checkpoint(args.eval_only)
+    check_same_run(args, given, state["config"], "--eval-only", args.eval_only,
+                   "evaluate the checkpoint's own network as it was trained")
+    device = pick_device(args.device, warn=False)
     config = TrainConfig.from_dict({**state["config"], "device": device,
                                     "data_dir": args.data_dir or state["config"]["data_dir"],
                                     "epochs": state["config"]["epochs"] or 1})
@@ -261,35 +224,25 @@ def eval_only(args):
 
 def run_main(argv):
     args, given = parse_args(argv)
+    cli.check_environment()
     if args.widths:
-        try:
-            parse_widths(args.widths)
-        except ValueError as error:
-            raise TrainError(str(error)) from None
+        parse_widths(args.widths, args.arch)
     if args.eval_only:
-        return eval_only(args)
-    resume = path = None
+        return eval_only(args, given)
     if args.resume is not None:
         path = args.resume or str(pathlib.Path(args.out) / "checkpoint.pkl")
         resume = load_checkpoint(path)
         # A resumed run warns about nothing: it said what it had to when it started.
         device = pick_device(args.device, warn=False)
         config = resume_config(args, given, resume, path, device)
-        print(f"resuming {path} into {config.out}")
-    else:
-        device = pick_device(args.device, full_run=args.epochs is None)
-        config = config_from_args(args, device)
-    check_out(config.out, args.overwrite, resumed_from=path)
-    return train(config, resume=resume, resumed_from=path)
+        return train(config, resume=resume, resumed_from=path, overwrite=args.overwrite)
+    device = pick_device(args.device, full_run=args.epochs is None)
+    return train(config_from_args(args, device), overwrite=args.overwrite)
 
 
 def main(argv=None):
-    try:
+    with cli.one_line_errors(TrainError, DataError, RunFolderError):
         return run_main(argv)
-    except (TrainError, DataError) as error:
-        sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Files: minran/trainer.py, minran/optim/sgd.py, minran/optim/schedules.py, minran/plots.py,
        minran/functional/loss.py, minran/functional/linear.py, minran/models/network.py,
        minran/models/summary.py, minran/models/resnet.py, minran/functional/loss.cu and
-       minran/optim/sgd.cu (the CUDA twins of the loss and the update)
+       minran/optim/sgd.cu (the CUDA twins of the loss and the update), minran/run_folder.py
+       (what a run's folder promises) and minran/cli.py (how train_cifar.py checks options)
 Paper: Sec. 4.1 (SGD, Nesterov 0.9, weight decay 1e-4, lr 0.1 /10 at 64k and 96k).
 
 A tiny Attention-56 learns a synthetic task (is the top or the bottom half of the image

@@ -25,22 +25,49 @@ except Exception as error:  # a CuPy that fails while loading its CUDA libraries
 DEVICES = ("cpu", "gpu")
 
 
+def driver_cuda_version():
+    """The newest CUDA the installed NVIDIA driver supports, as (major, minor); () when the
+    driver will not say, None when there is no driver library to load (none installed)."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            library = ctypes.CDLL(name)
+        except OSError:
+            continue
+        version = ctypes.c_int()
+        if library.cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return ()
+        return version.value // 1000, version.value % 1000 // 10
+    return None
+
+
 def gpu_problem():
-    """None when CuPy sees a usable CUDA device, else one sentence saying what is missing:
-    CuPy itself, or (CuPy installed) a working CUDA driver or a device."""
+    """None when CuPy sees a usable CUDA device, else what is missing, in words that can follow
+    "--device gpu, but ": CuPy itself, the NVIDIA driver, a new enough driver, or a device."""
     if cupy is None:
         if CUPY_IMPORT_ERROR is not None:
-            return (f"CuPy is installed but could not be imported "
-                    f"({type(CUPY_IMPORT_ERROR).__name__}: {CUPY_IMPORT_ERROR})")
+            return (f"CuPy could not be imported ({type(CUPY_IMPORT_ERROR).__name__}: "
+                    f"{CUPY_IMPORT_ERROR})")
         return "CuPy is not installed (pip install -e '.[gpu]' on a machine with an NVIDIA GPU)"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # cudaErrorNoDevice, cudaErrorInsufficientDriver, no libcuda
-        return (f"CuPy {getattr(cupy, '__version__', '')} is installed but finds no usable CUDA "
-                f"driver or device ({type(error).__name__}: {error}); check `nvidia-smi` and "
-                f"that the driver is at least as new as CuPy's CUDA")
+        cupy_name = f"CuPy {getattr(cupy, '__version__', '')}".strip()
+        driver = driver_cuda_version()
+        if driver is None:   # the runtime calls this an insufficient driver too
+            return (f"no NVIDIA driver is installed ({cupy_name} found no libcuda to load); "
+                    f"install the driver for your GPU (nvidia-smi then lists the GPU)")
+        try:
+            built = divmod(cupy.cuda.runtime.runtimeGetVersion() // 10, 100)
+        except Exception:
+            built = None
+        if driver and built and driver < built:
+            return (f"the NVIDIA driver supports CUDA {driver[0]}.{driver[1]} at most, and "
+                    f"{cupy_name} was built for CUDA {built[0]}.{built[1]}; update the NVIDIA "
+                    f"driver, or install a CuPy built for CUDA {driver[0]}")
+        return (f"{cupy_name} cannot use a CUDA device ({type(error).__name__}: {error}); "
+                f"check that nvidia-smi lists the GPU")
     if count < 1:
-        return "CuPy is installed but sees no CUDA device"
+        return "CuPy sees no CUDA device (check that nvidia-smi lists the GPU)"
     return None
 
 
@@ -181,12 +208,18 @@ def set_blas_threads(n):
     return previous
 
 
+def _blas_settings():
+    """(name, value, a whole number of threads?) of each BLAS variable set, in BLAS_VARIABLES'
+    order."""
+    return [(name, os.environ[name], os.environ[name].strip().isdigit()
+             and int(os.environ[name]) >= 1) for name in BLAS_VARIABLES if os.environ.get(name)]
+
+
 def blas_threads_chosen_by_user():
-    """'NAME=value' of the environment variable by which the user chose, or None."""
-    for name in BLAS_VARIABLES:
-        if os.environ.get(name):
-            return f"{name}={os.environ[name]}"
-    return None
+    """'NAME=value' of the environment variable by which the user chose, or None. A value
+    that is no number of threads (OPENBLAS_NUM_THREADS=abc) chooses nothing."""
+    chosen = [f"{name}={value}" for name, value, number in _blas_settings() if number]
+    return chosen[0] if chosen else None
 
 
 @contextlib.contextmanager
@@ -198,11 +231,14 @@ def cpu_blas_threads(n=1):
     if chosen:
         yield f"{blas_threads() or '?'} BLAS threads, as {chosen} says"
         return
+    ignored = "".join(f"; {name}={value!r} is no whole number of threads, so it was ignored"
+                      for name, value, number in _blas_settings() if not number)
     previous = set_blas_threads(n)
     if previous is None:
-        yield "NumPy's BLAS threads (no OpenBLAS found to set; OMP_NUM_THREADS=1 chooses one)"
+        yield (f"NumPy's BLAS threads (no OpenBLAS found to set; OMP_NUM_THREADS=1 chooses "
+               f"one{ignored})")
         return
     try:
-        yield f"{n} BLAS thread{'s' if n != 1 else ''} (OPENBLAS_NUM_THREADS=N chooses N)"
+        yield f"{n} BLAS thread{'s' if n != 1 else ''} (OPENBLAS_NUM_THREADS=N chooses N{ignored})"
     finally:
         set_blas_threads(previous)

@@ -10,12 +10,18 @@ modules at 10-70% noise; the paper pairs Attention-92 with ResNet-164, and Atten
 paired here with the equally deep ResNet-56). Every run is a normal train_cifar run in its
 own folder; `results.md` collects the final (last-epoch) test errors. Shortened budgets can
 change the ranking: read them as such.
+
+A folder that holds a preset's runs is refused: `--resume` finishes them where they stopped
+(finished runs are kept as they are), `--overwrite` trains them anew (each old run kept until
+its new one has saved its first epoch).
 """
 import argparse
 import dataclasses
 import pathlib
 
-from .trainer import TrainConfig, parse_widths, train
+from . import cli
+from .run_folder import existing_run_files
+from .trainer import TrainConfig, TrainError, count, load_checkpoint, save_atomic, train
 
 BASELINE = "baseline"   # stands for the plain ResNet that matches the preset's attention net
 BASELINES = {"attention56": "preact_resnet56", "attention92": "preact_resnet164"}
@@ -56,19 +62,73 @@ def select(preset, names=None):
     return [r for r in runs if r[0] in names]
 
 
-def run_preset(name, base, dataset=None, log=print, runs=None):
-    """Train every run of a preset (or the `runs` named) from `base`; write results.md."""
-    out = pathlib.Path(base.out)
-    rows = []
+# What a resumed run may change from its checkpoint's: where it is and how it shows progress.
+_MAY_DIFFER = ("out", "device", "data_dir", "progress")
+
+
+def _configs(name, base, runs):
     for run_name, changes, paper in select(name, runs):
         if changes.get("arch") == BASELINE:
             changes = {**changes, "arch": baseline_for(base.arch)}
-        config = dataclasses.replace(base, out=str(out / run_name), **changes)
-        history = train(config, dataset=dataset, log=log)
+        yield run_name, dataclasses.replace(base, out=str(pathlib.Path(base.out) / run_name),
+                                            **changes), paper
+
+
+def _finished(config):
+    """The history of the run in config.out if it is finished, None if it is to be resumed;
+    refuses a checkpoint of another run (other options)."""
+    path = pathlib.Path(config.out) / "checkpoint.pkl"
+    if not path.exists():
+        held = ", ".join(existing_run_files(config.out))
+        raise TrainError(f"--resume: {config.out} holds {held} but no checkpoint.pkl to resume "
+                         f"from; pass --overwrite to train the preset's runs anew, or give a "
+                         f"new --out")
+    state = load_checkpoint(path)
+    ours = dataclasses.asdict(config)
+    differ = [f"{k}={v!r} (now {ours[k]!r})" for k, v in state["config"].items()
+              if k in ours and k not in _MAY_DIFFER and v != ours[k]
+              and not (isinstance(v, list) and tuple(v) == ours[k])]
+    if differ:
+        raise TrainError(f"--resume: {path} was trained with {', '.join(differ)}; give the "
+                         f"options it was run with, or pass --overwrite to train the preset's "
+                         f"runs anew, or give a new --out")
+    done = state["schedule"]["iteration"] >= state["plan"]["total"]
+    return state["history"] if done else None
+
+
+def check_out(name, base, runs, resume, overwrite):
+    """Refuse an --out that holds this preset's runs, unless resumed or overwritten."""
+    out = pathlib.Path(base.out)
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {out} is a file, not a folder; give the path of a folder (a new "
+                         f"one is created)")
+    held = [run_name for run_name, config, _ in _configs(name, base, runs)
+            if existing_run_files(config.out)]
+    if (held or (out / "results.md").exists()) and not (resume or overwrite):
+        what = f"runs of {name} ({', '.join(held)})" if held else "a results.md"
+        raise TrainError(f"--out {out} already holds {what}; pass --resume to finish them "
+                         f"where they stopped (finished runs are kept), --overwrite to train "
+                         f"them anew, or give a new --out")
+
+
+def run_preset(name, base, dataset=None, log=print, runs=None, resume=False, overwrite=False):
+    """Train every run of a preset (or the `runs` named) from `base`; write results.md.
+    With `resume`, finished runs are kept and stopped ones go on from their checkpoints."""
+    out = pathlib.Path(base.out)
+    check_out(name, base, runs, resume, overwrite)
+    rows = []
+    for run_name, config, paper in _configs(name, base, runs):
+        held = resume and existing_run_files(config.out)
+        history = _finished(config) if held else None
+        if history is None:
+            ckpt = str(pathlib.Path(config.out) / "checkpoint.pkl") if held else None
+            history = train(config, dataset=dataset, log=log, resume=ckpt, overwrite=overwrite)
+        else:
+            log(f"{run_name}: finished before, kept as it is")
         error = 100 * (1 - history[-1]["test_acc"])
         rows.append({"run": run_name, "arch": config.arch, "epochs": len(history),
                      "error": error, "paper": paper.get(config.arch)})
-    lines = [f"# {name}: {base.dataset}, {rows[0]['epochs']} epochs, seed {base.seed}"
+    lines = [f"# {name}: {base.dataset}, {count(rows[0]['epochs'], 'epoch')}, seed {base.seed}"
              f"{', subset ' + str(base.subset) if base.subset else ''}"
              f"{', test subset ' + str(base.test_subset) if base.test_subset else ''}"
              f"{', widths ' + str(tuple(base.widths)) if base.widths else ''}"
@@ -79,39 +139,46 @@ def run_preset(name, base, dataset=None, log=print, runs=None):
         paper = f"{r['paper']:.2f}" if r["paper"] is not None else "– (paper ran another depth)"
         lines.append(f"| {r['run']} | {r['arch']} | {r['error']:.2f} | {paper} |")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    save_atomic(out / "results.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     log("\n".join(lines))
     return rows
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .data import DataError
+    from .models import BUILDERS
+    from .run_folder import RunFolderError
+    p = cli.Parser(prog="python -m minran.experiments", description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("preset", choices=list(PRESETS))
-    p.add_argument("--arch", default="attention56")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--subset", type=int, default=None)
-    p.add_argument("--test-subset", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--schedule", default="paper")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None)
-    p.add_argument("--widths", default=None,
-                   help="channel widths stem,stage1,stage2,stage3 for reduced-scale runs, e.g. 8,32,64,128")
+    p.add_argument("--arch", choices=list(BUILDERS), default="attention56")
+    cli.add_run_options(p, cli.epochs(), "epochs of every run (default 10)")
+    p.add_argument("--schedule", choices=["paper", "step", "cosine"], default="paper")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--runs", default=None, help="comma-separated run names of the preset to train")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="finish the preset's runs in --out where they stopped")
+    p.set_defaults(epochs=10, batch_size=64, seed=0)
     args = p.parse_args(argv)
-    try:
-        widths = parse_widths(args.widths) if args.widths else None
-    except ValueError as error:
-        p.error(str(error))
-    base = TrainConfig(arch=args.arch, epochs=args.epochs, subset=args.subset,
-                       test_subset=args.test_subset, batch_size=args.batch_size,
-                       schedule=args.schedule, device=args.device, data_dir=args.data_dir,
-                       seed=args.seed, out=args.out or f"runs/{args.preset}", widths=widths,
-                       progress=not args.no_progress)
-    run_preset(args.preset, base, runs=args.runs.split(",") if args.runs else None)
+    runs = args.runs.split(",") if args.runs else None
+    if runs:
+        try:
+            select(args.preset, runs)
+        except ValueError as error:
+            p.error(f"--runs {args.runs}: {error}")
+    with cli.one_line_errors(TrainError, DataError, RunFolderError):
+        cli.check_environment()
+        if args.resume and args.overwrite:
+            raise TrainError("--resume and --overwrite: give one of them (--resume finishes the "
+                             "runs in --out, --overwrite trains them anew)")
+        widths = cli.parse_widths(args.widths, args.arch) if args.widths else None
+        base = TrainConfig(arch=args.arch, epochs=args.epochs, subset=args.subset,
+                           test_subset=args.test_subset, batch_size=args.batch_size,
+                           schedule=args.schedule, device=cli.pick_device(args.device),
+                           data_dir=args.data_dir, seed=args.seed,
+                           out=args.out or f"runs/{args.preset}", widths=widths,
+                           progress=not args.no_progress)
+        run_preset(args.preset, base, runs=runs, resume=args.resume, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ returns the results in slice order, so every op gives bit for bit the same answe
 thread or 16 (tests/test_fast_paths.py holds it). Work that fits one slice runs inline.
 
 The number of threads is the number of cores this process may use; `MINRAN_THREADS=1` (or
-`set_threads(1)`) runs everything on the calling thread. Only NumPy arrays are split: CuPy
-arrays come back as one slice (the GPU has its own parallelism).
+`set_threads(1)`) runs everything on the calling thread. The variable is read on first use,
+not at import, so a bad value is one clear error where work starts (the commands check it
+before anything else), never a traceback from `import minran`. Only NumPy arrays are split:
+CuPy arrays come back as one slice (the GPU has its own parallelism).
 """
 import contextlib
 import os
@@ -23,25 +25,35 @@ import numpy as np
 
 SLICE_BYTES = 1 << 20   # about how much of the op's main array one slice holds (1 MiB)
 SHARES = 4              # a batch cut in more than one slice is cut in a multiple of this
+MAX_THREADS = 1024      # more threads than cores only wait for each other; this many is a typo
 
 
-def _default_threads():
-    value = os.environ.get("MINRAN_THREADS")
-    if value is not None:
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"MINRAN_THREADS={value!r}: use a positive whole number of threads")
-        return int(value)
+def _cores():
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:   # macOS, Windows
         return os.cpu_count() or 1
 
 
-_threads = _default_threads()
+def _default_threads():
+    value = os.environ.get("MINRAN_THREADS")
+    if value is None:
+        return _cores()
+    if not (value.strip().isdigit() and 1 <= int(value) <= MAX_THREADS):
+        raise ValueError(f"MINRAN_THREADS={value!r}: expected a positive whole number of threads "
+                         f"up to {MAX_THREADS:,}, such as {_cores()} (the cores here); set it so, "
+                         f"or unset it to use every core")
+    return int(value)
+
+
+_threads = None   # read from MINRAN_THREADS on first use
 
 
 def threads():
     """How many threads `run` uses (the calling thread included)."""
+    global _threads
+    if _threads is None:
+        _threads = _default_threads()
     return _threads
 
 
@@ -50,7 +62,7 @@ def set_threads(n):
     global _threads
     if not (isinstance(n, int) and n >= 1):
         raise ValueError(f"set_threads: n must be a positive int, got {n!r}")
-    previous, _threads = _threads, n
+    previous, _threads = threads(), n
     return previous
 
 
@@ -100,7 +112,7 @@ def elementwise(ufunc, *operands):
     NumPy array of one shape (the network's activations); anything else is the plain call."""
     sliced = [isinstance(a, np.ndarray) and a.ndim > 0 for a in operands]
     arrays = [a for a, is_array in zip(operands, sliced) if is_array]
-    if (_threads == 1 or not arrays or arrays[0].nbytes <= SLICE_BYTES
+    if (threads() == 1 or not arrays or arrays[0].nbytes <= SLICE_BYTES
             or any(a.shape != arrays[0].shape for a in arrays)
             or any(hasattr(a, "shape") and not is_array and a.ndim > 0
                    for a, is_array in zip(operands, sliced))):
@@ -205,11 +217,11 @@ def run(fn, items):
     call made from inside another runs on its own thread alone.
     """
     items = list(items)
-    helpers = min(_threads, len(items)) - 1
+    helpers = min(threads(), len(items)) - 1
     if helpers < 1 or getattr(_local, "busy", False):
         return [fn(item) for item in items]
     _one_blas_thread()
-    _start_workers(_threads - 1)
+    _start_workers(threads() - 1)
     job = _Job(fn, items)
     for _ in range(helpers):
         _jobs.put(job)

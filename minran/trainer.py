@@ -3,11 +3,15 @@
 `train(config)` is what `train_cifar.py` and the experiment runner call. Each epoch it
 trains, evaluates the test set, appends a row to `log.csv` and replaces `checkpoint.pkl`
 atomically (write to a temporary name, then rename), so an interruption at any moment
-leaves the last finished epoch usable by `--resume`.
+leaves the last finished epoch usable by `--resume`. A checkpoint starts with a line holding
+the SHA-256 of the rest, which every load checks, so a damaged file is refused, not trained
+on. A loss that stops being a finite number stops the run before that epoch is saved. What
+the --out folder promises is run_folder.py's.
 """
 import contextlib
 import copy
 import csv
+import hashlib
 import itertools
 import json
 import math
@@ -15,8 +19,8 @@ import os
 import pathlib
 import pickle
 import sys
-import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -28,11 +32,11 @@ from .data.augment import channel_stats, pixel_mean
 from .models import build_model
 from .nn.init import manual_seed
 from .optim import SGD, CosineSchedule, MultiStepSchedule
+from .run_folder import RunFolder
 from .tensor import no_grad
 
 # The paper (Sec. 4.1): batch 64, lr 0.1 divided by 10 at 64k and 96k iterations, 160k in all.
 PAPER_ITERATIONS, PAPER_MILESTONES, PAPER_BATCH = 160_000, (64_000, 96_000), 64
-RUN_FILES = ("checkpoint.pkl", "log.csv", "result.json")
 
 
 class TrainError(RuntimeError):
@@ -41,6 +45,16 @@ class TrainError(RuntimeError):
 
 class CheckpointError(TrainError):
     pass
+
+
+class NonFiniteLoss(TrainError):
+    """The `which` ('training' or 'test') loss became `value` (NaN or infinite) at
+    `iteration` (counted from 1 over the run; None for the test loss)."""
+
+    def __init__(self, which, iteration, value):
+        self.which, self.iteration, self.value = which, iteration, value
+        super().__init__(f"the {which} loss became {value}"
+                         + (f" at iteration {iteration:,}" if iteration else ""))
 
 
 @dataclass
@@ -78,18 +92,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-def parse_widths(text):
-    """'8,32,64,128' -> (8, 32, 64, 128): the --widths option of the command lines."""
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        widths = ()
-    if len(widths) not in (4, 5) or min(widths) < 1:
-        raise ValueError(f"--widths: expected 4 (or 5) positive comma-separated channel counts "
-                         f"stem,stage1,stage2,stage3 such as 8,32,64,128, got {text!r}")
-    return widths
-
-
 def plan(config, train_size):
     """(iterations per epoch, epochs, iterations in all, lr milestones in iterations).
 
@@ -108,10 +110,12 @@ def plan(config, train_size):
 
 
 def milestones(schedule, total):
+    """The iterations at which the lr is divided by 10; never 0, so that the first iteration
+    runs at the lr asked for (40% of a one-iteration run rounds to 0)."""
     if schedule == "paper":
-        return [round(total * m / PAPER_ITERATIONS) for m in PAPER_MILESTONES]
+        return [max(1, round(total * m / PAPER_ITERATIONS)) for m in PAPER_MILESTONES]
     if schedule == "step":
-        return [total // 2, total * 3 // 4]
+        return [max(1, total // 2), max(1, total * 3 // 4)]
     if schedule == "cosine":
         return []
     raise ValueError(f"unknown schedule {schedule!r}: use paper, step or cosine")
@@ -242,26 +246,64 @@ def save_atomic(path, write):
     os.replace(tmp, path)
 
 
+# A checkpoint: this, then "bytes=N sha256=HEX" and a newline, then N bytes of pickled state.
+CHECKPOINT_MAGIC = b"minran-checkpoint 2 "
+
+
 def save_checkpoint(path, state):
+    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    header = CHECKPOINT_MAGIC + (f"bytes={len(payload)} "
+                                 f"sha256={hashlib.sha256(payload).hexdigest()}\n").encode()
+
     def write(tmp):
         with open(tmp, "wb") as f:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(header)
+            f.write(payload)
     save_atomic(path, write)
 
 
 CHECKPOINT_KEYS = ("config", "epoch", "history", "model", "optimizer", "schedule", "rng")
 
 
+def _verified_payload(path, data):
+    """The pickled state after the header line, once its length and SHA-256 are checked."""
+    end = data.find(b"\n", 0, 200)
+    try:
+        fields = dict(item.split("=", 1) for item in
+                      data[len(CHECKPOINT_MAGIC):end].decode("ascii").split())
+        size, digest = int(fields["bytes"]), fields["sha256"]
+    except (ValueError, KeyError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}: damaged: its first line, which holds the length and "
+                              f"checksum of the rest, is unreadable; use an intact copy of the "
+                              f"file, or start a new run") from None
+    payload = memoryview(data)[end + 1:]
+    if len(payload) < size:
+        raise CheckpointError(f"{path}: not a whole checkpoint: {size - len(payload):,} of its "
+                              f"{size:,} bytes are missing (the file is truncated); use an "
+                              f"intact copy, or start a new run")
+    if len(payload) != size or hashlib.sha256(payload).hexdigest() != digest:
+        raise CheckpointError(f"{path}: damaged: its contents do not match the SHA-256 checksum "
+                              f"written with them (bytes were changed or added); use an intact "
+                              f"copy of the file, or start a new run")
+    return payload
+
+
 def load_checkpoint(path):
     """A checkpoint's state, or CheckpointError saying in one line what is wrong with the file.
-    Checkpoints are pickles: load only those you made or trust."""
+
+    The SHA-256 written with the state is checked before anything is unpickled. Checkpoints
+    written before minran wrote checksums are plain pickles: they still load (the runs made
+    so far stay usable), with one line saying that the file could not be checked. They are
+    pickles all the same: load only those you made or trust."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; give the checkpoint.pkl of a run "
                               f"(it is written into the run's --out folder after each epoch)")
+    data = path.read_bytes()
+    checked = data.startswith(CHECKPOINT_MAGIC)
+    payload = _verified_payload(path, data) if checked else data
     try:
-        with open(path, "rb") as f:
-            state = pickle.load(f)
+        state = pickle.loads(payload)
     except Exception as error:  # EOFError, UnpicklingError, ... : a truncated or foreign file
         raise CheckpointError(f"{path}: not a whole checkpoint ({type(error).__name__}: "
                               f"{str(error)[:120]}); it is truncated or damaged: use an intact "
@@ -269,6 +311,9 @@ def load_checkpoint(path):
     if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
         raise CheckpointError(f"{path}: a pickle, but not a minran checkpoint (it lacks "
                               f"{', '.join(CHECKPOINT_KEYS)}); give a run's checkpoint.pkl")
+    if not checked:
+        print(f"warning: {path} has no checksum (it was written before minran wrote them), so "
+              f"damage to it cannot be detected; loading it unchecked", file=sys.stderr)
     return state
 
 
@@ -284,27 +329,14 @@ def write_log(path, history):
     save_atomic(path, write)
 
 
-def existing_run_files(out):
-    """The files of an earlier run in `out` (checkpoint, log, result), by name."""
-    return [name for name in RUN_FILES if (pathlib.Path(out) / name).exists()]
-
-
-def check_writable(out):
-    """Make `out` and write a file in it now, so that a folder that cannot take the run's
-    files fails before training, not after the first epoch."""
-    out = pathlib.Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise TrainError(f"--out {out}: cannot write there ({type(error).__name__}: "
-                         f"{error.strerror or error}); choose a folder you can write to") from None
-
-
 def clean_lr(lr):
     """0.1 * 0.1 is 0.010000000000000002 in floating point: log it as 0.01."""
     return float(f"{lr:.10g}")
+
+
+def count(n, noun):
+    """'1 epoch', '3 epochs', '160,000 iterations'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def duration(seconds):
@@ -345,7 +377,7 @@ def estimate_seconds(run):
         opt.step()
         _sync(loss.data)
         times.append(time.perf_counter() - start)
-    step = min(times[1:]) * c.batch_size / n
+    step = min(times[1:])   # every step trains min(batch, N) images: the batch timed
     m = min(c.batch_size, len(run.test_x))
     model.eval()
     with no_grad():
@@ -375,6 +407,27 @@ def evaluate(model, images, labels, batch_size=500, device="cpu", progress=False
     return loss_sum / len(labels), correct / len(labels)
 
 
+class FirstNonFiniteLoss:
+    """The first iteration whose training loss is NaN or infinite, and that loss, kept on the
+    device as arrays (-1: none yet) and updated with array operations: watching every step
+    reads nothing back from the GPU. `check()` reads it, where the progress is read anyway."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        self.iteration = xp.full((), -1, np.int64)
+        self.value = xp.zeros((), np.float64)
+
+    def update(self, loss, iteration):
+        first = (self.iteration < 0) & ~self.xp.isfinite(loss)
+        self.iteration = self.xp.where(first, iteration, self.iteration)
+        self.value = self.xp.where(first, loss, self.value)
+
+    def check(self):
+        iteration = int(self.iteration)   # one number read from the device
+        if iteration >= 0:
+            raise NonFiniteLoss("training", iteration, float(self.value))
+
+
 def train_epoch(run, bar=None, steps=None):
     """One pass over the shuffled training set, or its first `steps` batches (the paper's
     last epoch stops part way, at iteration 160,000)."""
@@ -385,6 +438,7 @@ def train_epoch(run, bar=None, steps=None):
     steps = len(batches) if steps is None else min(steps, len(batches))
     xp = backend.cupy if c.device == "gpu" else np
     loss_sum, correct, seen = xp.zeros((), np.float64), xp.zeros((), np.int64), 0
+    watch = FirstNonFiniteLoss(xp)
     start = time.perf_counter()
     for step, (x, y) in enumerate(itertools.islice(batches, steps)):
         logits = model(x)
@@ -397,58 +451,75 @@ def train_epoch(run, bar=None, steps=None):
         # Kept on the device: reading a number would wait for the GPU every step.
         loss_sum += loss.data * len(y)
         correct += (logits.data.argmax(axis=1) == y).sum()
+        watch.update(loss.data, run.iteration)
         seen += len(y)
-        if bar is not None and (step % 10 == 9 or step == steps - 1):
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}", acc=f"{float(correct) / seen:.3f}",
-                            img_s=f"{seen / elapsed:.0f}", lr=f"{lr:.3g}", refresh=False)
-            bar.update(step + 1 - bar.n)
+        if step % 10 == 9 or step == steps - 1:   # the device is read here only
+            watch.check()
+            if bar is not None:
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}",
+                                acc=f"{float(correct) / seen:.3f}",
+                                img_s=f"{seen / elapsed:.0f}", lr=f"{lr:.3g}", refresh=False)
+                bar.update(step + 1 - bar.n)
     return float(loss_sum) / seen, float(correct) / seen, seen / (time.perf_counter() - start)
 
 
-def train(config, dataset=None, resume=None, log=print, resumed_from=None):
+def train(config, dataset=None, resume=None, log=print, resumed_from=None, overwrite=False):
     """Train to the end of the plan; returns the history (one dict per epoch).
 
     `resume` is a checkpoint's path or its loaded state; `config` may differ from the
     checkpoint's only where that is safe (train_cifar.py checks): device, data folder,
-    progress, the output folder, and more epochs."""
+    progress, the output folder, and more epochs. The output folder is refused if it holds
+    another run, unless `overwrite` (see run_folder.py for what that promises)."""
     out = pathlib.Path(config.out)
-    check_writable(out)
-    run = Run(config, dataset)
-    if resume is not None:
-        if isinstance(resume, (str, os.PathLike)):
-            resumed_from, resume = resumed_from or str(resume), load_checkpoint(resume)
-        run.load_state(resume, resumed_from or "the checkpoint")
-        log(f"resumed after epoch {run.epoch} (iteration {run.iteration:,})")
-    first_epoch = run.epoch
-    ckpt = out / "checkpoint.pkl"
-    if run.iteration >= run.total:
-        raise TrainError(f"{resumed_from or 'the checkpoint'}: its run has already trained all its "
-                         f"{run.epochs} epochs ({run.total:,} iterations); pass a larger --epochs "
-                         f"to extend it, or --eval-only to test it")
-    cpu = config.device == "cpu"
-    with backend.cpu_blas_threads(1) if cpu else contextlib.nullcontext() as threads:
-        log(f"{config.arch} on {config.dataset} ({len(run.train_x):,} train / "
-            f"{len(run.test_x):,} test images, {run.model.num_parameters():,} parameters), "
-            f"{run.epochs} epochs, {run.total:,} iterations of batch {config.batch_size}, "
-            f"device {config.device}" + (f" with {threads}" if threads else "") + f", {config.dtype}")
-        try:
-            log(f"expected time: about {duration(estimate_seconds(run))} here, testing included "
-                f"(timed on a few steps before starting)")
-            while run.epoch < run.epochs and run.iteration < run.total:
-                _epoch(run, out, log)
-        except KeyboardInterrupt:
-            if run.epoch > first_epoch:
-                log(f"interrupted: epoch {run.epoch} is the last one saved, in {ckpt}; "
-                    f"continue with --resume {ckpt}")
-            elif resume is not None:
-                log(f"interrupted before an epoch finished: nothing new was saved, and the "
-                    f"checkpoint resumed from (epoch {run.epoch}) is unchanged; continue with "
-                    f"--resume {resumed_from or 'CHECKPOINT'}")
-            else:
-                log("interrupted before the first epoch finished: nothing was saved, and there is "
-                    "no checkpoint to resume from yet; start the run again")
-            raise
+    if isinstance(resume, (str, os.PathLike)):
+        resumed_from, resume = resumed_from or str(resume), load_checkpoint(resume)
+    continuing = (resumed_from is not None
+                  and out.resolve() == pathlib.Path(resumed_from).parent.resolve())
+    with RunFolder(out, overwrite, refuse_a_run=not continuing) as folder:
+        run = Run(config, dataset)
+        if resume is not None:
+            run.load_state(resume, resumed_from or "the checkpoint")
+            log(f"resuming {resumed_from or 'a checkpoint'} into {out}, after epoch {run.epoch} "
+                f"(iteration {run.iteration:,})")
+        first_epoch = run.epoch
+        ckpt = out / "checkpoint.pkl"
+        if run.iteration >= run.total:
+            raise TrainError(f"{resumed_from or 'the checkpoint'}: its run has already trained "
+                             f"all its {count(run.epochs, 'epoch')} "
+                             f"({count(run.total, 'iteration')}); pass a larger --epochs to "
+                             f"extend it, or --eval-only to test it")
+        cpu = config.device == "cpu"
+        with backend.cpu_blas_threads(1) if cpu else contextlib.nullcontext() as threads, \
+                _non_finite_said_once():
+            log(f"{config.arch} on {config.dataset} ({len(run.train_x):,} train / "
+                f"{len(run.test_x):,} test images, {run.model.num_parameters():,} parameters), "
+                f"{count(run.epochs, 'epoch')}, {count(run.total, 'iteration')} of batch "
+                f"{config.batch_size}, device {config.device}"
+                + (f" with {threads}" if threads else "") + f", {config.dtype}")
+            try:
+                log(f"expected time: about {duration(estimate_seconds(run))} here, testing "
+                    f"included (timed on a few steps before starting)")
+                while run.epoch < run.epochs and run.iteration < run.total:
+                    _epoch(run, out, log)
+                    folder.keep()   # this run has a checkpoint: the one it replaces can go
+            except KeyboardInterrupt:
+                if run.epoch > first_epoch:
+                    log(f"interrupted: epoch {run.epoch} is the last one saved, in {ckpt}; "
+                        f"continue with --resume {ckpt}")
+                elif resume is not None:
+                    log(f"interrupted before an epoch finished: nothing new was saved, and the "
+                        f"checkpoint resumed from (epoch {run.epoch}) is unchanged; continue "
+                        f"with --resume {resumed_from or 'CHECKPOINT'}")
+                else:
+                    log("interrupted before the first epoch finished: nothing was saved, and "
+                        "there is no checkpoint to resume from yet; start the run again"
+                        + (f" (the run that was in {out} is back as it was)"
+                           if folder.replacing else ""))
+                raise
+            except NonFiniteLoss as error:
+                raise TrainError(_stopped(error, run, first_epoch, ckpt, resumed_from,
+                                          folder)) from None
     final = run.history[-1]  # the last epoch's test accuracy, never the best epoch's
     result = {"arch": config.arch, "dataset": config.dataset, "epochs": run.epoch,
               "iterations": run.iteration,
@@ -458,6 +529,34 @@ def train(config, dataset=None, resume=None, log=print, resumed_from=None):
     save_atomic(out / "result.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     log(f"final test accuracy (last epoch): {final['test_acc']:.4f}  -> {out / 'result.json'}")
     return run.history
+
+
+@contextlib.contextmanager
+def _non_finite_said_once():
+    """A loss that breaks is reported by the run in one line (FirstNonFiniteLoss), not also by
+    NumPy's warnings from every op on the way; the filter is global, so it reaches the thread
+    pool's workers (np.errstate would not)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero) encountered",
+                                RuntimeWarning)
+        yield
+
+
+def _stopped(error, run, first_epoch, ckpt, resumed_from, folder):
+    """One line for a loss that stopped being a number: where, what was kept, the likely cause."""
+    where = (f"in epoch {run.epoch + 1} at iteration {error.iteration:,}" if error.iteration
+             else f"after epoch {run.epoch + 1}")
+    if run.epoch > first_epoch:
+        kept = f"{ckpt} (epoch {run.epoch}) is the last good checkpoint, kept as it was"
+    elif resumed_from is not None:
+        kept = f"the checkpoint resumed from, {resumed_from} (epoch {run.epoch}), is unchanged"
+    else:
+        kept = "no checkpoint of this run was written" + (
+            f", and the run that was in {run.config.out} is back as it was" if folder.replacing
+            else "")
+    return (f"the {error.which} loss became {error.value} {where}, so the run stopped without "
+            f"saving that epoch; {kept}. The likely cause is an lr too large for this network "
+            f"and batch (--lr {run.config.lr:g}): start again with a smaller --lr")
 
 
 def _epoch(run, out, log):
@@ -473,6 +572,8 @@ def _epoch(run, out, log):
     lr_end = run.schedule.lr_at(run.iteration - 1)  # the lr of the epoch's last step
     test_loss, test_acc = evaluate(run.model, run.test_x, run.test_y, config.eval_batch_size,
                                    config.device, progress=config.progress)
+    if not math.isfinite(test_loss):   # the epoch's last steps broke the weights
+        raise NonFiniteLoss("test", None, test_loss)
     run.epoch += 1
     row = {"epoch": run.epoch, "train_loss": round(train_loss, 5),
            "train_acc": round(train_acc, 5), "test_loss": round(test_loss, 5),

@@ -64,29 +64,46 @@ def render(model, images_uint8, normalized, labels, classes, out, scale=4):
 
 
 def main(argv=None):
-    from .trainer import Run, TrainConfig, load_checkpoint
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import cli
+    from .data import DataError, load
+    from .run_folder import RunFolder, RunFolderError
+    from .trainer import Run, TrainConfig, TrainError, load_checkpoint, load_weights
+    p = cli.Parser(prog="python -m minran.visualize", description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
-    p.add_argument("--images", type=int, default=16)
-    p.add_argument("--out", default="masks")
+    p.add_argument("--images", type=cli.POSITIVE, default=16,
+                   help="how many test images, from the first (default 16)")
+    p.add_argument("--out", default="masks", help="folder for the pictures (default masks)")
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
-    state = load_checkpoint(args.checkpoint)
-    saved = state["config"]
-    config = TrainConfig.from_dict({**saved, "device": "cpu", "epochs": saved["epochs"] or 1,
-                                    "test_subset": args.images,
-                                    "data_dir": args.data_dir or saved["data_dir"]})
-    run = Run(config)
-    run.model.load_state_dict(state["model"])
-    from .data import load
-    raw = load(config.dataset, config.data_dir).test_images[:args.images]
-    names = render(run.model, raw, run.test_x[:args.images], run.test_y[:args.images],
-                   run.classes, args.out)
-    log = pathlib.Path(args.checkpoint).with_name("log.csv")
-    if log.exists():
-        with open(log) as f:
-            learning_curves_svg(list(csv.DictReader(f)), pathlib.Path(args.out) / "learning_curves.svg",
-                                title=f"{saved['arch']} on {saved['dataset']}")
+    with cli.one_line_errors(TrainError, DataError, RunFolderError):
+        cli.check_environment()
+        out = pathlib.Path(args.out)
+        # --out is made (or found writable) first, and removed again if anything fails.
+        with RunFolder(out, refuse_a_run=False) as folder:
+            state = load_checkpoint(args.checkpoint)
+            saved = state["config"]
+            if not saved["arch"].startswith("attention"):
+                raise TrainError(f"{args.checkpoint}: a {saved['arch']} has no attention masks to "
+                                 f"show; give the checkpoint of an attention network")
+            config = TrainConfig.from_dict({**saved, "device": "cpu", "test_subset": None,
+                                            "epochs": saved["epochs"] or 1,
+                                            "data_dir": args.data_dir or saved["data_dir"]})
+            data = load(config.dataset, config.data_dir)
+            if args.images > len(data.test_images):
+                raise TrainError(f"--images {args.images}: the test set has only "
+                                 f"{len(data.test_images):,} test images; give at most that many")
+            data.test_images, data.test_labels = (data.test_images[:args.images],
+                                                  data.test_labels[:args.images])
+            run = Run(config, dataset=data)
+            load_weights(run.model, state, args.checkpoint)
+            names = render(run.model, data.test_images, run.test_x, run.test_y, run.classes, out)
+            folder.keep()
+        log = pathlib.Path(args.checkpoint).with_name("log.csv")
+        if log.exists():
+            with open(log) as f:
+                learning_curves_svg(list(csv.DictReader(f)), out / "learning_curves.svg",
+                                    title=f"{saved['arch']} on {saved['dataset']}")
     print(f"wrote {len(names)} mask pictures and index.md to {args.out}")
 
 

@@ -198,7 +198,7 @@ def test_corrupt_download_leaves_nothing(tmp_path, local_server, fake_source):
     cache = tmp_path / "cache"
     with pytest.raises(D.DataError, match="MD5"):
         D.load_cifar10(cache, progress=False)
-    assert list(cache.iterdir()) == []
+    assert not cache.exists()   # the folder was made for the download: gone with it
 
 
 def test_failed_download_leaves_nothing_and_explains(tmp_path, local_server, fake_source):
@@ -206,7 +206,7 @@ def test_failed_download_leaves_nothing_and_explains(tmp_path, local_server, fak
     fake_source("f" * 32, f"{base}/no-such-file.tar.gz")
     with pytest.raises(D.DataError, match=r"could not be downloaded \(HTTPError.*Place the archive"):
         D.load_cifar10(tmp_path / "cache", progress=False)
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert not (tmp_path / "cache").exists()
 
 
 def test_data_dir_from_environment(tmp_path, monkeypatch):
@@ -335,3 +335,20 @@ def test_prefetching_gives_the_same_batches():
     assert len(a) == len(b) == 4  # zip alone would hide a lost batch
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
+
+
+# ---- issue 21: a data folder is what it says, and a failed download leaves none behind ------
+def test_a_data_folder_that_did_not_exist_is_not_left_behind(tmp_path, fake_source):
+    fake_source("f" * 32)   # nothing listens there: the download fails at once
+    root = tmp_path / "new" / "data"
+    with pytest.raises(D.DataError, match="could not be downloaded"):
+        D.load_cifar10(root, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_folder_that_is_a_file_is_named(tmp_path):
+    a_file = tmp_path / "cifar"
+    a_file.write_text("")
+    with pytest.raises(D.DataError, match=f"{a_file}: a file, not a folder"):
+        D.load_cifar10(a_file, download=False)
+    assert a_file.read_text() == ""

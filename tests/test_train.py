@@ -9,12 +9,13 @@ import os
 import pathlib
 import pickle
 import shutil
+import warnings
 
 import numpy as np
 import pytest
 
 import train_cifar
-from minran import backend, trainer
+from minran import backend, run_folder, trainer
 from minran.data import DataError, Dataset
 from minran.data.augment import channel_stats, pixel_mean
 from minran.models import build_model
@@ -143,7 +144,7 @@ def test_default_run_stops_mid_epoch_and_resume_continues_exactly(tiny_data, tmp
 
 # ---- resume: writes where the user says, refuses contradictions, extends ---------------------
 def test_resume_writes_into_out_and_leaves_the_original_alone(finished, tmp_path):
-    before = {name: (finished / name).read_bytes() for name in trainer.RUN_FILES}
+    before = {name: (finished / name).read_bytes() for name in run_folder.RUN_FILES}
     copy = tmp_path / "copy"
     copy.mkdir()
     shutil.copy(finished / "checkpoint.pkl", copy / "checkpoint.pkl")
@@ -155,7 +156,7 @@ def test_resume_writes_into_out_and_leaves_the_original_alone(finished, tmp_path
     train_cifar.main(["--device", "cpu", "--no-progress", "--resume", str(copy / "checkpoint.pkl"),
                       "--epochs", "2"])
     assert len(read_log(copy)) == 2
-    assert {name: (finished / name).read_bytes() for name in trainer.RUN_FILES} == before
+    assert {name: (finished / name).read_bytes() for name in run_folder.RUN_FILES} == before
 
 
 def test_resume_refuses_contradicting_options_by_name(finished, tiny_data, tmp_path):
@@ -171,7 +172,7 @@ def test_resume_refuses_contradicting_options_by_name(finished, tiny_data, tmp_p
     shutil.copytree(tiny_data, moved)
     message = error_of(["--resume", ckpt, "--device", "cpu", "--lr", "0.05", "--arch",
                         "attention56", "--data-dir", str(moved), "--no-progress"])
-    assert "already trained all its 1 epochs" in message and "larger --epochs" in message
+    assert "already trained all its 1 epoch (" in message and "larger --epochs" in message
 
 
 def test_resume_extends_a_finished_run_with_its_own_schedule(finished, tmp_path):
@@ -200,12 +201,12 @@ def test_resume_without_device_does_not_repeat_the_cpu_warning(finished, tmp_pat
 
 # ---- the output folder --------------------------------------------------------------------
 def test_a_new_run_refuses_an_out_that_holds_a_run(finished, tiny_data, tmp_path):
-    before = {name: (finished / name).read_bytes() for name in trainer.RUN_FILES}
+    before = {name: (finished / name).read_bytes() for name in run_folder.RUN_FILES}
     args = COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(finished)]
     message = error_of(args)
     for named in (str(finished), f"--resume {finished / 'checkpoint.pkl'}", "new --out", "--overwrite"):
         assert named in message
-    assert {name: (finished / name).read_bytes() for name in trainer.RUN_FILES} == before
+    assert {name: (finished / name).read_bytes() for name in run_folder.RUN_FILES} == before
     other = tmp_path / "other"
     shutil.copytree(finished, other)
     train_cifar.main(COMMON + ["--data-dir", str(tiny_data), "--epochs", "1", "--out", str(other),
@@ -284,22 +285,12 @@ def test_gpu_without_cupy_exits_with_one_clear_line(tiny_data, monkeypatch):
     assert "--device gpu, but CuPy is not installed (pip install" in message
 
 
-def test_cupy_without_a_driver_says_so(tiny_data, monkeypatch):
-    class Runtime:
-        @staticmethod
-        def getDeviceCount():
-            raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
-
-    class FakeCupy:
-        __version__ = "13.0.0"
-
-        class cuda:
-            runtime = Runtime
-
-    monkeypatch.setattr(backend, "cupy", FakeCupy)
+def test_cupy_with_a_driver_that_fails_names_the_error(tiny_data, monkeypatch):
+    monkeypatch.setattr(backend, "cupy", _fake_cupy("cudaErrorNoDevice: no CUDA-capable device"))
+    monkeypatch.setattr(backend, "driver_cuda_version", lambda: (12, 4))
     message = error_of(["--device", "gpu", "--data-dir", str(tiny_data)])
-    assert "CuPy 13.0.0 is installed but finds no usable CUDA driver" in message
-    assert "cudaErrorInsufficientDriver" in message and "not installed" not in message
+    assert "CuPy 14.2.0 cannot use a CUDA device" in message and "nvidia-smi" in message
+    assert "cudaErrorNoDevice" in message and "not installed" not in message
     assert not backend.gpu_available()
 
 
@@ -383,9 +374,9 @@ def test_run_files_only_ever_appear_by_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "open", recording_open)
     monkeypatch.setattr(os, "replace", recording_replace)
     trainer.train(tiny_config(tmp_path), tiny_dataset(), log=lambda *a: None)
-    assert set(renamed) == set(trainer.RUN_FILES)
-    assert not set(opened) & set(trainer.RUN_FILES)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(trainer.RUN_FILES)
+    assert set(renamed) == set(run_folder.RUN_FILES)
+    assert not set(opened) & set(run_folder.RUN_FILES)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(run_folder.RUN_FILES)
 
 
 def test_result_is_the_last_epoch_not_the_best(tmp_path, monkeypatch):
@@ -486,24 +477,36 @@ def test_nal_flag_means_naive_attention_learning():
 
 
 # ---- BLAS threads -------------------------------------------------------------------------
-def test_training_on_the_cpu_uses_one_blas_thread(tmp_path, monkeypatch, two_blas_threads):
+def blas_threads_in_training(tmp_path, monkeypatch, **variables):
+    """With only `variables` of the BLAS ones set: the BLAS threads an epoch trained on, and
+    the run's first line."""
     for name in backend.BLAS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    seen, real_epoch = [], trainer.train_epoch
-    monkeypatch.setattr(trainer, "train_epoch",
-                        lambda *a, **k: seen.append(backend.blas_threads()) or real_epoch(*a, **k))
-    trainer.train(tiny_config(tmp_path), tiny_dataset(), log=lambda *a: None)
-    assert seen == [1] and backend.blas_threads() == 2  # and put back afterwards
-
-
-def test_the_users_blas_threads_win(tmp_path, monkeypatch, two_blas_threads):
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
     seen, real_epoch = [], trainer.train_epoch
     monkeypatch.setattr(trainer, "train_epoch",
                         lambda *a, **k: seen.append(backend.blas_threads()) or real_epoch(*a, **k))
     printed = []
     trainer.train(tiny_config(tmp_path), tiny_dataset(), log=printed.append)
-    assert seen == [2] and "as OPENBLAS_NUM_THREADS=2 says" in printed[0]
+    return seen, printed[0]
+
+
+def test_training_on_the_cpu_uses_one_blas_thread(tmp_path, monkeypatch, two_blas_threads):
+    seen, _ = blas_threads_in_training(tmp_path, monkeypatch)
+    assert seen == [1] and backend.blas_threads() == 2  # and put back afterwards
+
+
+def test_the_users_blas_threads_win(tmp_path, monkeypatch, two_blas_threads):
+    seen, header = blas_threads_in_training(tmp_path, monkeypatch, OPENBLAS_NUM_THREADS="2")
+    assert seen == [2] and "as OPENBLAS_NUM_THREADS=2 says" in header
+
+
+def test_a_blas_thread_count_that_is_no_number_is_not_reported_as_obeyed(tmp_path, monkeypatch,
+                                                                          two_blas_threads):
+    seen, header = blas_threads_in_training(tmp_path, monkeypatch, OPENBLAS_NUM_THREADS="abc")
+    assert seen == [1] and "as OPENBLAS_NUM_THREADS=abc says" not in header
+    assert "1 BLAS thread" in header and "OPENBLAS_NUM_THREADS='abc' is no whole number" in header
 
 
 # ---- the rest -----------------------------------------------------------------------------
@@ -533,7 +536,8 @@ REAL = pathlib.Path(os.environ.get("MINRAN_REAL_CIFAR", pathlib.Path(__file__).p
 
 @pytest.mark.realdata
 @pytest.mark.skipif(not (REAL / "cifar-10-batches-py").is_dir(),
-                    reason="real CIFAR-10 not prepared (.ci/run builds it from ../shared/data)")
+                    reason=f"real CIFAR-10 not found in {REAL}: to run this test, set MINRAN_REAL_CIFAR "
+                           f"to a folder holding cifar-10-batches-py/ (your --data-dir)")
 def test_real_cifar10_the_readme_quick_run_learns(tmp_path):
     """The README's quick run, exactly (28.5% measured there; chance is 10%)."""
     from minran.data import load_cifar10
@@ -545,3 +549,139 @@ def test_real_cifar10_the_readme_quick_run_learns(tmp_path):
     assert len(accuracies) == 3 and accuracies[-1] > 0.25 and accuracies[-1] > accuracies[0]
     assert "--widths 8,16,16,16 --subset 5000 --test-subset 1000 --epochs 3 --schedule cosine" \
         in (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+
+
+# ---- issue 21: a loss that stops being a number stops the run --------------------------------
+@pytest.fixture
+def lr_turns_infinite(monkeypatch):
+    """From iteration 2 on the schedule sets an infinite lr, as an absurd --lr would: the
+    update of iteration 2 throws the weights to inf, and the loss of iteration 3 (counted
+    from 1: the 4th) is the first that is not a number."""
+    from minran.optim import MultiStepSchedule
+    monkeypatch.setattr(MultiStepSchedule, "lr_at",
+                        lambda self, i: float("inf") if i >= 2 else self.base_lr)
+
+
+def test_a_loss_that_stops_being_a_number_stops_the_run(tiny_data, tmp_path, lr_turns_infinite):
+    out = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        message = error_of(COMMON + ["--data-dir", str(tiny_data), "--epochs", "3", "--out", str(out)])
+    assert [w for w in caught if w.category is RuntimeWarning] == []   # the one line says it
+    # Two iterations an epoch: the 4th iteration is epoch 2's last; epoch 1 was saved.
+    assert "the training loss became nan in epoch 2 at iteration 4" in message
+    assert f"{out / 'checkpoint.pkl'} (epoch 1) is the last good checkpoint" in message
+    assert "--lr" in message and "too large" in message
+    assert trainer.load_checkpoint(out / "checkpoint.pkl")["epoch"] == 1
+    assert len(read_log(out)) == 1 and not (out / "result.json").exists()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_the_first_bad_loss_is_found_where_the_progress_is_read(tmp_path, lr_turns_infinite):
+    """12 steps an epoch: the loss is first NaN at iteration 4, and the run learns it where
+    it reads its progress anyway, after the 10th step, not by reading every step's loss."""
+    run = trainer.Run(tiny_config(tmp_path, batch_size=2, subset=24), tiny_dataset())
+    steps, real_step = [], run.optimizer.step
+    run.optimizer.step = lambda: steps.append(1) or real_step()
+    with pytest.raises(trainer.NonFiniteLoss) as error:
+        trainer.train_epoch(run)
+    assert (error.value.iteration, len(steps)) == (4, 10)
+    assert np.isnan(error.value.value)
+
+
+def test_a_test_loss_that_is_not_a_number_stops_before_the_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "evaluate", lambda *a, **k: (float("inf"), 0.1))
+    with pytest.raises(trainer.TrainError, match=r"the test loss became inf after epoch 1.*"
+                                                 r"no checkpoint of this run was written"):
+        trainer.train(tiny_config(tmp_path), tiny_dataset(), log=lambda *a: None)
+    assert not (tmp_path / "run").exists()
+
+
+# ---- issue 21: estimates and words that agree -------------------------------------------------
+def test_the_estimate_times_the_batch_the_run_really_uses(tmp_path):
+    """A batch larger than the training set is the whole set: 40 images a step here, so a
+    batch size of 100,000 must not scale the timed step up 2,500 times."""
+    same = [trainer.estimate_seconds(trainer.Run(tiny_config(tmp_path, batch_size=b), tiny_dataset()))
+            for b in (40, 100_000, 40)]
+    assert same[1] < 5 * min(same[0], same[2])
+
+
+def test_one_epoch_and_one_iteration_are_singular(tmp_path):
+    printed = []
+    trainer.train(tiny_config(tmp_path, batch_size=40), tiny_dataset(), log=printed.append)
+    assert "1 epoch, 1 iteration of batch 40," in printed[0]
+    assert trainer.count(1, "epoch") == "1 epoch" and trainer.count(2, "epoch") == "2 epochs"
+
+
+def test_the_first_iteration_runs_at_the_given_lr(tmp_path):
+    """A run of one iteration on the paper's (or the step) schedule: 40% of 1 iteration
+    rounds to 0, which must not divide the lr before the first step."""
+    for schedule in ("paper", "step"):
+        assert min(trainer.plan(TrainConfig(epochs=1, batch_size=64, schedule=schedule), 64)[3]) == 1
+        trainer.train(tiny_config(tmp_path / schedule, batch_size=40, schedule=schedule),
+                      tiny_dataset(), log=lambda *a: None)
+        assert float(read_log(tmp_path / schedule / "run")[0]["lr"]) == 0.05
+
+
+def test_the_help_shows_its_examples_as_typed():
+    text = train_cifar.build_parser().format_help()
+    example = text.split("python train_cifar.py --device cpu")[1].split("\n    python")[0]
+    assert " ".join(example.replace("\\\n", " ").split()) == \
+        " ".join(train_cifar.QUICK_RUN.split()[2:])   # from --arch on, the README's quick run
+    assert "        --subset" not in text.replace("\\\n        --subset", "")
+
+
+def test_the_cpu_warning_names_no_duration_its_estimate_might_contradict(capsys, monkeypatch):
+    monkeypatch.setattr(backend, "cupy", None)
+    train_cifar.pick_device(None, full_run=True)
+    err = capsys.readouterr().err
+    assert not any(unit in err for unit in ("weeks", "days", "hours"))
+    assert "expected time" in err
+
+
+def test_cupy_without_any_driver_says_no_driver_is_installed(tiny_data, monkeypatch):
+    monkeypatch.setattr(backend, "cupy", _fake_cupy("cudaErrorInsufficientDriver: CUDA driver "
+                                                    "version is insufficient for CUDA runtime version"))
+    monkeypatch.setattr(backend, "driver_cuda_version", lambda: None)
+    message = error_of(["--device", "gpu", "--data-dir", str(tiny_data)])
+    assert "no NVIDIA driver is installed" in message and "nvidia-smi" in message
+    assert "insufficient" not in message.lower() and message.count(" but ") <= 1
+
+
+def test_cupy_with_an_old_driver_names_both_versions(tiny_data, monkeypatch):
+    monkeypatch.setattr(backend, "cupy", _fake_cupy("cudaErrorInsufficientDriver: ..."))
+    monkeypatch.setattr(backend, "driver_cuda_version", lambda: (11, 4))
+    message = error_of(["--device", "gpu", "--data-dir", str(tiny_data)])
+    assert "CUDA 11.4" in message and "CUDA 12.2" in message and "update the NVIDIA driver" in message
+    assert message.count(" but ") <= 1
+
+
+def _fake_cupy(error):
+    class Runtime:
+        @staticmethod
+        def getDeviceCount():
+            raise RuntimeError(error)
+
+        @staticmethod
+        def runtimeGetVersion():
+            return 12020
+
+    class FakeCupy:
+        __version__ = "14.2.0"
+
+        class cuda:
+            runtime = Runtime
+    return FakeCupy
+
+
+# ---- issue 21: the test suite's own words --------------------------------------------------
+def test_the_real_data_tests_skip_reason_says_how_a_user_runs_it():
+    reason = next(m.kwargs["reason"] for m in test_real_cifar10_the_readme_quick_run_learns.pytestmark
+                  if m.name == "skipif")
+    assert "MINRAN_REAL_CIFAR" in reason and "../shared" not in reason and ".ci" not in reason
+
+
+def test_the_readme_quotes_no_test_counts_that_drift():
+    import re
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    assert not re.search(r"\d+ passed|\d+ (GPU-tier )?tests? skipped", readme)

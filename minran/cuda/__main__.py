@@ -2,10 +2,10 @@
 instantiation, whether it compiles for the GPU (NVRTC, sm_80 and sm_90) and for the CPU
 emulator, with ptxas's registers, spills and shared memory. Exits non-zero if any
 instantiation fails to compile anywhere."""
-import argparse
+import re
 import sys
 
-from .. import backend
+from .. import backend, cli
 from . import emulator, kernels, nvrtc
 
 
@@ -44,11 +44,25 @@ def _version(number):
     return f"{number // 1000}.{number % 1000 // 10}"
 
 
+def check_archs(parser, archs):
+    """Each --arch an sm_NN this NVRTC compiles for (without NVRTC, only the form is checked)."""
+    try:
+        known = None if nvrtc.unavailable_reason() else nvrtc.supported_archs()
+    except (AttributeError, nvrtc.CompileError):   # an NVRTC older than CUDA 11.2 cannot say
+        known = None
+    for arch in archs:
+        if not re.fullmatch(r"sm_\d{2,3}[af]?", arch) or (known and arch.rstrip("af") not in known):
+            choices = f"one of {', '.join(known)}" if known else "sm_NN, such as sm_80 or sm_90"
+            parser.error(f"--arch {arch}: not a GPU architecture "
+                         f"{'this NVRTC compiles for' if known else 'name'}; give {choices}")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m minran.cuda", description=__doc__)
+    parser = cli.Parser(prog="python -m minran.cuda", description=__doc__)
     parser.add_argument("--arch", nargs="+", default=list(nvrtc.ARCHS),
                         help="GPU architectures to compile for (default: sm_80 sm_90)")
     args = parser.parse_args(argv)
+    check_archs(parser, args.arch)
     failed = False
     for line in gpu_lines():
         print(line)

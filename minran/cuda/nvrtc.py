@@ -78,6 +78,15 @@ def _nvrtc():
     return _library
 
 
+def supported_archs():
+    """The GPU architectures this NVRTC compiles for, as 'sm_NN' names."""
+    lib, count = _nvrtc(), ctypes.c_int()
+    _check(lib.nvrtcGetNumSupportedArchs(ctypes.byref(count)), "nvrtcGetNumSupportedArchs")
+    archs = (ctypes.c_int * count.value)()
+    _check(lib.nvrtcGetSupportedArchs(archs), "nvrtcGetSupportedArchs")
+    return [f"sm_{a}" for a in archs]
+
+
 def version():
     major, minor = ctypes.c_int(), ctypes.c_int()
     _nvrtc().nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))

@@ -3,7 +3,8 @@
 Looks in the data folder for, in order: the extracted folder (`cifar-10-batches-py/`), the
 archive (`cifar-10-python.tar.gz`), and only then downloads. Every write goes to a
 temporary name first and is renamed when complete, so an interrupted download or
-extraction never leaves a half-written file behind that a later run would trust.
+extraction never leaves a half-written file behind that a later run would trust; a data
+folder created for a download that then fails is removed again.
 
 What is verified, and why not more:
 - the archive: its published MD5, before anything is extracted from it;
@@ -19,6 +20,7 @@ What is verified, and why not more:
   file names, and such a rebuild, well formed, is accepted on its structure alone. A pixel
   changed inside such a rebuilt file cannot be told from a real pixel, and is not detected.
 """
+import contextlib
 import hashlib
 import os
 import pathlib
@@ -102,6 +104,10 @@ def load_cifar100(root=None, download=True, progress=True):
 def load(name, root=None, download=True, progress=True):
     source = SOURCES[name]
     root = pathlib.Path(root) if root is not None else default_root()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: a file, not a folder; give --data-dir (or ${ENV_VAR}) the "
+                        f"folder that holds (or is to receive) {source.archive} or its "
+                        f"{source.folder}/ folder")
     folder = root / source.folder
     if not folder.is_dir():
         archive = root / source.archive
@@ -129,8 +135,28 @@ def md5sum(path, chunk=1 << 20):
 
 
 def _download(source, archive, progress):
+    """Download into the data folder, creating it; a folder created here is removed again
+    when the download fails."""
+    created, folder = [], archive.parent
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)   # innermost first: the order to remove them in
+        folder = folder.parent
+    try:
+        try:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(_missing(source, archive.parent, f"the folder cannot be created: "
+                                     f"{type(error).__name__}: {error.strerror}")) from None
+        _fetch(source, archive, progress)
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()   # only while empty
+        raise
+
+
+def _fetch(source, archive, progress):
     from tqdm import tqdm
-    archive.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(prefix=source.archive + ".", suffix=".part", dir=archive.parent)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=60) as response:
