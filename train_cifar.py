@@ -70,7 +70,8 @@ def build_parser():
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
                    help="continue a run (default: OUT/checkpoint.pkl); it writes into --out, "
                         "else into the checkpoint's folder; only --epochs (to extend), "
-                        "--device, --data-dir and --no-progress may differ from the run's")
+                        "--device, --data-dir, --no-progress and --no-cuda-graph may differ from "
+                        "the run's")
     p.add_argument("--eval-only", metavar="CHECKPOINT",
                    help="only evaluate a checkpoint (--device, --data-dir, --no-progress may be "
                         "given; other options must be the run's own)")
@@ -113,7 +114,7 @@ def config_from_args(args, device):
         seed=args.seed, out=args.out, device=device, dtype=args.dtype,
         label_noise=args.label_noise, width=args.width, widths=widths, residual=not args.nal,
         activation=args.activation, mask=args.mask, mean=args.mean, augment=not args.no_augment,
-        progress=not args.no_progress)
+        progress=not args.no_progress, cuda_graph=not args.no_cuda_graph)
 
 
 # Options a resumed run must share with its checkpoint: option -> (config field, value).
@@ -157,8 +158,8 @@ def check_same_run(args, given, saved, option, path, what):
 
 def resume_config(args, given, state, path, device):
     """The checkpoint's config with what may change: --out (default: the checkpoint's own
-    folder), --device, --data-dir, --no-progress, and --epochs to extend the run. Any other
-    option given with a value other than the run's is refused, by name."""
+    folder), --device, --data-dir, --no-progress, --no-cuda-graph, and --epochs to extend the
+    run. Any other option given with a value other than the run's is refused, by name."""
     saved = state["config"]
     check_same_run(args, given, saved, "--resume", path,
                    "continue the run as it was, or start a new run with a new --out")
@@ -181,6 +182,7 @@ def resume_config(args, given, state, path, device):
                          f"larger --epochs to extend it, or --eval-only to test it")
     out = args.out if "out" in given else str(pathlib.Path(path).parent)
     return TrainConfig.from_dict({**saved, "device": device, "progress": not args.no_progress,
+                                  "cuda_graph": not args.no_cuda_graph,
                                   "data_dir": args.data_dir or saved["data_dir"],
                                   "epochs": epochs, "out": out})
 

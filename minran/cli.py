@@ -95,6 +95,9 @@ def add_run_options(p, epochs_type, epochs_help=None):
                    help="replace the run already in --out (it is kept until the new run has "
                         "written its first checkpoint, and put back if it fails before)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-cuda-graph", action="store_true",
+                   help="on the GPU, run every step eagerly instead of replaying it as a CUDA "
+                        "graph (the same results, to the last bit; slower)")
 
 
 def parse_widths(text, arch=None):
@@ -150,14 +153,15 @@ def pick_device(requested, warn=True, advice=""):
     """The device; without one asked for, the GPU when CuPy finds one, else the CPU with one
     line saying why (and `advice`)."""
     from . import backend
+    from .cuda import kernels
     if requested == "gpu":
-        problem = backend.gpu_problem()
+        problem = backend.gpu_problem() or kernels.compile_problem()
         if problem:
             raise OptionError(f"--device gpu, but {problem}; or use --device cpu")
         return "gpu"
     if requested:
         return requested
-    problem = backend.gpu_problem()
+    problem = backend.gpu_problem() or kernels.compile_problem()
     if problem is None:
         return "gpu"
     if warn:

@@ -63,7 +63,7 @@ def select(preset, names=None):
 
 
 # What a resumed run may change from its checkpoint's: where it is and how it shows progress.
-_MAY_DIFFER = ("out", "device", "data_dir", "progress")
+_MAY_DIFFER = ("out", "device", "data_dir", "progress", "cuda_graph")
 
 
 def _configs(name, base, runs):
@@ -177,7 +177,7 @@ def main(argv=None):
                            schedule=args.schedule, device=cli.pick_device(args.device),
                            data_dir=args.data_dir, seed=args.seed,
                            out=args.out or f"runs/{args.preset}", widths=widths,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, cuda_graph=not args.no_cuda_graph)
         run_preset(args.preset, base, runs=runs, resume=args.resume, overwrite=args.overwrite)
 
 

@@ -32,14 +32,16 @@ class GraphStep:
     """A TrainingStep for batches of one shape, replayed as a CUDA graph (on CuPy, or on the
     stand-in GPU, which records and replays the same way: cuda/standin.py)."""
 
-    def __init__(self, step, x_shape, x_dtype, y_dtype):
+    def __init__(self, step, x_shape, x_dtype, y_dtype, stream=None):
         if not isinstance(step, TrainingStep):
             raise TypeError("GraphStep: give it a TrainingStep")
         cupy = backend.cupy
         self.step = step
         self.x = cupy.empty(x_shape, dtype=x_dtype)   # the static input buffers
         self.y = cupy.empty(x_shape[:1], dtype=y_dtype)
-        self.stream = cupy.cuda.Stream(non_blocking=True)
+        # Capture needs a stream of its own (not the legacy default one); the trainer gives
+        # the one it runs everything on.
+        self.stream = stream if stream is not None else cupy.cuda.Stream(non_blocking=True)
         self.pool = cupy.cuda.MemoryPool()   # the recorded step's memory, and nothing else's
         self.graph = None
         self.replays = 0

@@ -31,8 +31,10 @@ from .data import BatchIterator, DataError, corrupt_labels, load, normalize
 from .data.augment import channel_stats, pixel_mean
 from .models import build_model
 from .nn.init import manual_seed
+from .graph import GraphStep
 from .optim import SGD, CosineSchedule, MultiStepSchedule
 from .run_folder import RunFolder
+from .step import Progress, TrainingStep
 from .tensor import no_grad
 
 # The paper (Sec. 4.1): batch 64, lr 0.1 divided by 10 at 64k and 96k iterations, 160k in all.
@@ -85,6 +87,7 @@ class TrainConfig:
     augment: bool = True
     eval_batch_size: int = 500
     progress: bool = True
+    cuda_graph: bool = True       # on the GPU: replay each full batch's step as a CUDA graph
 
     @classmethod
     def from_dict(cls, values):
@@ -177,6 +180,11 @@ class Run:
         self.model.to(device=c.device, dtype=dtype)
         self.optimizer = SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
                              nesterov=c.nesterov and c.momentum > 0, weight_decay=c.weight_decay)
+        self.step = TrainingStep(self.model, self.optimizer)
+        # On the GPU all of the run's work goes to one stream (graph.py says why), and each
+        # full batch's step is replayed as a CUDA graph recorded on it (made at first use).
+        self.stream = backend.cupy.cuda.Stream(non_blocking=True) if c.device == "gpu" else None
+        self.graph = None
         self.per_epoch, self.epochs, self.total, _ = plan(c, len(self.train_x))
         self._make_schedule(self.total)
         self.epoch, self.history = 0, []
@@ -194,6 +202,18 @@ class Run:
     @property
     def iteration(self):
         return self.schedule.iteration
+
+    def train_step(self, x, y):
+        """One training step on the host batch (x, y): on the GPU, replayed as a CUDA graph
+        when the batch has the full size (and --no-cuda-graph was not given), else run
+        eagerly; the result is the same to the last bit (tests/test_gpu_step.py)."""
+        if self.config.device != "gpu":
+            return self.step(x, y)
+        if self.config.cuda_graph and len(x) == self.config.batch_size:
+            if self.graph is None:
+                self.graph = GraphStep(self.step, x.shape, x.dtype, y.dtype, self.stream)
+            return self.graph(x, y)
+        return self.step(backend.cupy.asarray(x), backend.cupy.asarray(y))
 
     # ---- checkpoints --------------------------------------------------------------------
     def state(self):
@@ -357,26 +377,32 @@ def _sync(array):
 
 def estimate_seconds(run):
     """Seconds the rest of the run should take here, from three training steps (the first
-    one a warm-up; augmentation included) and one test batch, on a throwaway copy of the
-    model and with a random generator of its own: the run itself is untouched."""
+    one a warm-up, the second records the CUDA graph on a GPU; augmentation included) and
+    one test batch, on a throwaway copy of the model and with a random generator of its
+    own: the run itself is untouched."""
     c = run.config
     model = copy.deepcopy(run.model)
     opt = SGD(model.parameters(), lr=c.lr, momentum=c.momentum,
               nesterov=c.nesterov and c.momentum > 0, weight_decay=c.weight_decay)
-    n = min(c.batch_size, len(run.train_x))
+    trial = copy.copy(run)   # the run's way of stepping, on the copies
+    trial.step, trial.graph = TrainingStep(model, opt), None
+    trial.config = TrainConfig.from_dict({**asdict(c), "batch_size": min(c.batch_size,
+                                                                         len(run.train_x))})
+    n = trial.config.batch_size
     batches = BatchIterator(run.train_x[:n], run.train_y[:n], n, np.random.default_rng(0),
-                            augment=c.augment, device=c.device)
+                            augment=c.augment, device=c.device, copy=False)
     model.train()
     times = []
     for _ in range(3):
         start = time.perf_counter()
         (x, y), = batches
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        _sync(loss.data)
+        loss, _ = trial.train_step(x.data, y)
+        _sync(loss)
         times.append(time.perf_counter() - start)
+    if trial.graph is not None:   # give the copy's graph memory back
+        del loss
+        pool, trial.graph = trial.graph.pool, None
+        pool.free_all_blocks()
     step = min(times[1:])   # every step trains min(batch, N) images: the batch timed
     m = min(c.batch_size, len(run.test_x))
     model.eval()
@@ -395,73 +421,60 @@ def evaluate(model, images, labels, batch_size=500, device="cpu", progress=False
     from tqdm import tqdm
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
     batches = BatchIterator(images, labels, batch_size, rng=None, shuffle=False, device=device)
+    xp = backend.cupy if device == "gpu" else np
+    # Summed on the device, read once at the end (a read per batch would wait for the GPU).
+    loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
     with no_grad():
         for x, y in tqdm(batches, desc="testing", disable=not progress, leave=False,
                          file=sys.stderr):
             logits = model(x)
-            loss_sum += float(F.cross_entropy(logits, y).data) * len(y)
-            correct += int((logits.data.argmax(axis=1) == y).sum())
+            loss_sum += F.cross_entropy(logits, y).data.astype(np.float64) * len(y)
+            correct += (logits.data.argmax(axis=1) == y).sum()
     model.train(was_training)
-    return loss_sum / len(labels), correct / len(labels)
-
-
-class FirstNonFiniteLoss:
-    """The first iteration whose training loss is NaN or infinite, and that loss, kept on the
-    device as arrays (-1: none yet) and updated with array operations: watching every step
-    reads nothing back from the GPU. `check()` reads it, where the progress is read anyway."""
-
-    def __init__(self, xp):
-        self.xp = xp
-        self.iteration = xp.full((), -1, np.int64)
-        self.value = xp.zeros((), np.float64)
-
-    def update(self, loss, iteration):
-        first = (self.iteration < 0) & ~self.xp.isfinite(loss)
-        self.iteration = self.xp.where(first, iteration, self.iteration)
-        self.value = self.xp.where(first, loss, self.value)
-
-    def check(self):
-        iteration = int(self.iteration)   # one number read from the device
-        if iteration >= 0:
-            raise NonFiniteLoss("training", iteration, float(self.value))
+    return float(loss_sum) / len(labels), int(correct) / len(labels)
 
 
 def train_epoch(run, bar=None, steps=None):
     """One pass over the shuffled training set, or its first `steps` batches (the paper's
-    last epoch stops part way, at iteration 160,000)."""
-    c, model, opt = run.config, run.model, run.optimizer
-    model.train()
+    last epoch stops part way, at iteration 160,000). The totals are the step's own, on the
+    device (step.py); they are read where the progress is shown, every 10th step, without
+    waiting for the GPU, and at the end. A loss that stopped being a number is found there,
+    and reported with the iteration where it first did."""
+    c = run.config
+    run.model.train()
     batches = BatchIterator(run.train_x, run.train_y, c.batch_size, run.rng, shuffle=True,
-                            augment=c.augment, device=c.device)
+                            augment=c.augment, device=c.device, copy=False)
     steps = len(batches) if steps is None else min(steps, len(batches))
-    xp = backend.cupy if c.device == "gpu" else np
-    loss_sum, correct, seen = xp.zeros((), np.float64), xp.zeros((), np.int64), 0
-    watch = FirstNonFiniteLoss(xp)
+    run.step.start_epoch(run.iteration + 1)
+    progress = Progress(run.step.totals, run.stream)
     start = time.perf_counter()
-    for step, (x, y) in enumerate(itertools.islice(batches, steps)):
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad()
-        loss.backward()
-        lr = opt.lr
-        opt.step()
+    for i, (x, y) in enumerate(itertools.islice(batches, steps)):
+        lr = run.optimizer.lr
+        run.train_step(x.data, y)
         run.schedule.step()  # after the step: it sets the lr of the next iteration
-        # Kept on the device: reading a number would wait for the GPU every step.
-        loss_sum += loss.data * len(y)
-        correct += (logits.data.argmax(axis=1) == y).sum()
-        watch.update(loss.data, run.iteration)
-        seen += len(y)
-        if step % 10 == 9 or step == steps - 1:   # the device is read here only
-            watch.check()
+        if i % 10 == 9 or i == steps - 1:
+            totals = progress.final() if i == steps - 1 else progress.update()
+            if totals is not None:
+                _check_finite(totals)
+                if bar is not None and totals[TrainingStep.IMAGES]:
+                    images = totals[TrainingStep.IMAGES]
+                    bar.set_postfix(loss=f"{totals[TrainingStep.LOSS_SUM] / images:.3f}",
+                                    acc=f"{totals[TrainingStep.CORRECT] / images:.3f}",
+                                    img_s=f"{images / (time.perf_counter() - start):.0f}",
+                                    lr=f"{lr:.3g}", refresh=False)
             if bar is not None:
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}",
-                                acc=f"{float(correct) / seen:.3f}",
-                                img_s=f"{seen / elapsed:.0f}", lr=f"{lr:.3g}", refresh=False)
-                bar.update(step + 1 - bar.n)
-    return float(loss_sum) / seen, float(correct) / seen, seen / (time.perf_counter() - start)
+                bar.update(i + 1 - bar.n)
+    totals = progress.final()
+    images = totals[TrainingStep.IMAGES]
+    return (totals[TrainingStep.LOSS_SUM] / images, totals[TrainingStep.CORRECT] / images,
+            images / (time.perf_counter() - start))
+
+
+def _check_finite(totals):
+    first = int(totals[TrainingStep.FIRST_BAD])
+    if first >= 0:
+        raise NonFiniteLoss("training", first, float(totals[TrainingStep.BAD_LOSS]))
 
 
 def train(config, dataset=None, resume=None, log=print, resumed_from=None, overwrite=False):
@@ -490,8 +503,10 @@ def train(config, dataset=None, resume=None, log=print, resumed_from=None, overw
                              f"({count(run.total, 'iteration')}); pass a larger --epochs to "
                              f"extend it, or --eval-only to test it")
         cpu = config.device == "cpu"
+        if not cpu:   # the model and its state were made on the legacy stream: done first
+            backend.cupy.cuda.runtime.deviceSynchronize()
         with backend.cpu_blas_threads(1) if cpu else contextlib.nullcontext() as threads, \
-                _non_finite_said_once():
+                _non_finite_said_once(), run.stream or contextlib.nullcontext():
             log(f"{config.arch} on {config.dataset} ({len(run.train_x):,} train / "
                 f"{len(run.test_x):,} test images, {run.model.num_parameters():,} parameters), "
                 f"{count(run.epochs, 'epoch')}, {count(run.total, 'iteration')} of batch "
@@ -533,7 +548,7 @@ def train(config, dataset=None, resume=None, log=print, resumed_from=None, overw
 
 @contextlib.contextmanager
 def _non_finite_said_once():
-    """A loss that breaks is reported by the run in one line (FirstNonFiniteLoss), not also by
+    """A loss that breaks is reported by the run in one line (train_epoch), not also by
     NumPy's warnings from every op on the way; the filter is global, so it reaches the thread
     pool's workers (np.errstate would not)."""
     with warnings.catch_warnings():

@@ -81,7 +81,7 @@ def run_steps(graph, steps=5):
             schedule.step()
         state = {k: np.asarray(v) for k, v in model.state_dict().items()}
         state["momentum"] = [b.get() for b in opt.buffers]
-        state["totals"] = (step.loss_sum.get().item(), step.correct.get().item())
+        state["totals"] = step.totals.get().tolist()
     return losses, state, replay
 
 
@@ -156,3 +156,52 @@ def test_a_graph_step_refuses_another_batch_shape():
         with pytest.raises(ValueError, match="recorded for \\(3, 3, 16, 16\\); run other "
                                              "shapes eagerly"):
             replay(x, y)
+
+
+def tiny_images(n_train=10, n_test=6, seed=0):
+    from minran.data import Dataset
+    rng = np.random.default_rng(seed)
+    return Dataset(rng.integers(0, 256, (n_train, 3, 16, 16), dtype=np.uint8),
+                   rng.integers(0, 10, n_train),
+                   rng.integers(0, 256, (n_test, 3, 16, 16), dtype=np.uint8),
+                   rng.integers(0, 10, n_test), [f"c{i}" for i in range(10)])
+
+
+def train_on(device, tmp_path, cuda_graph=True):
+    """Two epochs of 10 images in batches of 4 (so every epoch ends with a batch of 2, which
+    the GPU runs eagerly), tested on 6 images in batches of 4, in float64; the history and
+    the weights of the checkpoint."""
+    from minran import trainer
+    config = trainer.TrainConfig(arch="attention56", widths=(4, 8, 8, 8), batch_size=4,
+                                 epochs=2, lr=0.05, dtype="float64", device=device,
+                                 eval_batch_size=4, progress=False, cuda_graph=cuda_graph,
+                                 out=str(tmp_path / f"{device}-{cuda_graph}"))
+    history = trainer.train(config, tiny_images(), log=lambda *a: None)
+    state = trainer.load_checkpoint(tmp_path / f"{device}-{cuda_graph}" / "checkpoint.pkl")
+    return history, state
+
+
+@pytest.mark.slow
+def test_training_on_the_stand_in_gpu_is_the_cpu_run(tmp_path):
+    """The whole --device gpu path (trainer, data, every kernel through the emulator, the CUDA
+    graph with its eager last batch, the optimiser, evaluation, checkpoints) equals the CPU
+    run in float64, epoch by epoch; with --no-cuda-graph it is the graph run bit for bit."""
+    cpu_history, cpu_state = train_on("cpu", tmp_path)
+    with standin.device(kernels="emulate") as gpu:
+        gpu_history, gpu_state = train_on("gpu", tmp_path)
+        # Launches of a graph: 2 of the estimate's three steps (its first is the warm-up), and
+        # 3 of the run's four full batches (the first of them the warm-up); the last batch of
+        # each epoch (2 images) ran eagerly.
+        assert gpu.counts.graph_launches == 5
+        eager_history, eager_state = train_on("gpu", tmp_path, cuda_graph=False)
+    columns = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "lr_end", "iteration")
+    for cpu_row, gpu_row, eager_row in zip(cpu_history, gpu_history, eager_history):
+        for column in columns:
+            assert gpu_row[column] == pytest.approx(cpu_row[column], rel=1e-9, abs=1e-12), column
+            assert eager_row[column] == gpu_row[column], column
+    for name, want in cpu_state["model"].items():
+        np.testing.assert_allclose(gpu_state["model"][name], want, rtol=1e-8, atol=1e-10,
+                                   err_msg=name)
+        np.testing.assert_array_equal(eager_state["model"][name], gpu_state["model"][name])
+    for got, want in zip(gpu_state["optimizer"]["buffers"], cpu_state["optimizer"]["buffers"]):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)

@@ -384,6 +384,9 @@ class DeviceArray:
         host = self._a
         _work(lambda: host.fill(value), writes=[self])
 
+    def __deepcopy__(self, memo):   # as CuPy's: a copy in device memory
+        return self.copy()
+
     def copy(self, order="C"):
         return _unary_op("copy", self, lambda a, out: np.copyto(out, a), self.dtype)
 
@@ -840,6 +843,8 @@ class Event:
 
     def query(self):
         return True   # every recorded copy has already happened here
+
+    done = property(query)
 
     def synchronize(self):
         _synchronize("event.synchronize()")

@@ -1,5 +1,11 @@
 """Batches for training and evaluation: shuffled each epoch, augmented on the host, and on
-the GPU prepared one batch ahead in a background thread while the current step runs."""
+the GPU prepared one batch ahead in a background thread while the current step runs.
+
+The thread only works on the host. The copy to the GPU is made by the thread that consumes
+the batch, on its current stream, so that it is ordered with the work that uses it (a copy
+made from the background thread would go to that thread's stream, which nothing orders with
+the training's). With device="gpu" and copy=False the batches stay on the host, for a CUDA
+graph to copy into its own buffers (graph.py)."""
 import queue
 import threading
 
@@ -12,13 +18,14 @@ from .augment import augment as augment_batch
 
 class BatchIterator:
     def __init__(self, images, labels, batch_size, rng, shuffle=True, augment=False,
-                 device="cpu", drop_last=False, prefetch=None):
+                 device="cpu", drop_last=False, prefetch=None, copy=True):
         if len(images) != len(labels):
             raise ValueError(f"BatchIterator: {len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels
         self.batch_size, self.rng, self.shuffle = batch_size, rng, shuffle
         self.augment, self.device, self.drop_last = augment, device, drop_last
         self.prefetch = device == "gpu" if prefetch is None else prefetch
+        self.copy = copy
 
     def __len__(self):
         n = len(self.images) // self.batch_size
@@ -28,9 +35,12 @@ class BatchIterator:
         x = self.images[index]
         if self.augment:
             x = augment_batch(x, self.rng)
-        x = np.ascontiguousarray(x)
-        y = self.labels[index]
-        if self.device == "gpu":
+        return np.ascontiguousarray(x), np.ascontiguousarray(self.labels[index])
+
+    def _deliver(self, batch):
+        """(Tensor(x), y), copied to the GPU here, in the consuming thread (see above)."""
+        x, y = batch
+        if self.device == "gpu" and self.copy:
             x, y = backend.to_device(x, "gpu"), backend.to_device(y, "gpu")
         return Tensor(x), y
 
@@ -42,9 +52,9 @@ class BatchIterator:
     def __iter__(self):
         if not self.prefetch:
             for index in self._indices():
-                yield self._prepare(index)
+                yield self._deliver(self._prepare(index))
             return
-        # One batch ahead: the thread augments and copies while the GPU computes.
+        # One batch ahead: the thread augments while the GPU computes.
         ready = queue.Queue(maxsize=2)
         done = object()
         stop = threading.Event()
@@ -68,7 +78,7 @@ class BatchIterator:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                yield self._deliver(item)
         finally:
             stop.set()
             while thread.is_alive():  # drain so the thread can finish its last put

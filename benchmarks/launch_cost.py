@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""The launcher's own Python cost per kernel launch, the device call stubbed out.
+
+    python benchmarks/launch_cost.py --arch attention92 --batch 64
+
+Records every launch of minran's kernels in one training step (on the stand-in GPU, so
+with the argument types a GPU step has), then issues all of them again through
+`kernels.Source.launch` with the final call to the GPU replaced by a function that does
+nothing, and reports the microseconds per launch: what Python spends choosing the launch
+plan, checking and converting the arguments and working out the grid (median of --repeats
+passes over the step's launches; a busy machine inflates it).
+"""
+import argparse
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from minran.cuda import kernels, standin  # noqa: E402
+from minran.step import count_step  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="attention92")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args(argv)
+    recorded = []
+    real_launch = kernels.Source.launch
+
+    def recording(self, name, *launch_args, **size):
+        recorded.append((self, name, launch_args, size))
+        return real_launch(self, name, *launch_args, **size)
+    with standin.device(kernels="count"):
+        kernels.Source.launch = recording
+        try:
+            count_step(args.arch, args.batch, graph=False)
+        finally:
+            kernels.Source.launch = real_launch
+        # The launches of the measured (second) step: the second half of what was recorded.
+        launches = recorded[len(recorded) // 2:]
+        real_function = kernels._Binder.function
+        nothing = lambda *a, **k: None  # noqa: E731
+        kernels._Binder.function = lambda self: nothing
+        try:
+            passes = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                for source, name, launch_args, size in launches:
+                    source.launch(name, *launch_args, **size)
+                passes.append((time.perf_counter() - start) / len(launches))
+        finally:
+            kernels._Binder.function = real_function
+    arguments = [len(a) for _, _, a, _ in launches]
+    print(f"{args.arch}, batch {args.batch}: {len(launches)} kernel launches per step, "
+          f"{np.mean(arguments):.1f} arguments each on average")
+    print(f"launcher's Python per launch, device call stubbed: median {statistics.median(passes) * 1e6:.2f} us "
+          f"(fastest pass {min(passes) * 1e6:.2f} us, slowest {max(passes) * 1e6:.2f} us, "
+          f"{args.repeats} passes)")
+
+
+if __name__ == "__main__":
+    main()
