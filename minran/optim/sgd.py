@@ -6,6 +6,8 @@ The update is PyTorch's, so a run here and a run there can be compared step for 
     buf = momentum * buf + g     (later steps)
     g = g + momentum * buf       (Nesterov)   or   g = buf   (plain momentum)
     p = p - lr * g
+
+Plain version, parameter by parameter: minran/reference/sgd.py.
 """
 from .. import backend
 from ..cuda import kernels
