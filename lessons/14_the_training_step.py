@@ -61,7 +61,7 @@ print(f"after {step + 1} steps: test accuracy {accuracy:.3f} on {len(test_y)} im
 
 # The optimiser, read. optim/sgd.py says what one step does to a parameter p with gradient
 # grad (its module docstring):
-print(minran.optim.sgd.__doc__.split("\n\n")[1])
+print(next(part for part in minran.optim.sgd.__doc__.split("\n\n") if "p = p - lr * g" in part))
 # By hand, for one number: p = 1, grad = 0.5, lr = 0.1, momentum 0.9, Nesterov, decay 1e-4.
 #   g = 0.5 + 1e-4 * 1 = 0.5001;  buf = g = 0.5001 (the first step);
 #   g = g + 0.9 * buf = 0.95019;  p = 1 - 0.1 * 0.95019 = 0.904981
