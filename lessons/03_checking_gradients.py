@@ -1,6 +1,6 @@
 """Lesson 3: a hand-written backward is trusted only after finite differences agree with it.
 
-Files: minran/gradcheck.py
+Files: minran/gradcheck.py, minran/reference/ (the plain version of every op)
 Paper: none: this is why you can trust the rest of minran.
 
 The central difference (f(x + eps) - f(x - eps)) / (2 eps) approximates a derivative with an
@@ -10,7 +10,7 @@ compares with backward, against a random cotangent so errors cannot cancel.
 import numpy as np
 
 import minran.functional as F
-from minran import GradcheckError, Tensor, gradcheck
+from minran import GradcheckError, Tensor, gradcheck, reference
 
 x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 5)), requires_grad=True)
 
@@ -52,6 +52,18 @@ try:
     gradcheck(wrong, Tensor(np.array([1.0, 2.0]), requires_grad=True))
 except GradcheckError as error:
     print("caught:", error)
+
+# The second oracle: every op's plain version in minran/reference/ (loops and textbook
+# formulas, none of the speed-ups), which tests/test_reference.py holds every fast op equal
+# to, forward and backward, and checks by finite differences in its turn. Max pooling's:
+g = np.random.default_rng(1).standard_normal((2, 3, 3, 3))
+fast = Tensor(x.data, requires_grad=True)
+F.max_pool2d(fast, 3, 2, 1).backward(Tensor(g))
+plain = reference.pooling.max_pool2d_backward(g, x.data, 3, 2, 1)
+# (allclose, not equal: a pixel that wins several windows gets their gradients added in
+# another order, which can change the last bit.)
+print("max_pool2d's gradient == its plain version in minran/reference/pooling.py:",
+      np.allclose(fast.grad.data, plain, rtol=1e-12, atol=1e-12))
 
 # Property-based testing: hypothesis draws the shapes, strides and paddings you would not
 # think of (a 1x1 input with padding 1, a stride larger than the kernel...). See

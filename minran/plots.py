@@ -81,3 +81,75 @@ def learning_curves_svg(history, path, title="training run"):
     parts.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(parts))
+
+
+def graph_svg(root, path=None, names=None):
+    """The graph that made `root`, as an SVG: one box per tensor, an arrow from each input to
+    the result it fed. Every result stands one column right of its furthest input and every
+    leaf just left of its first reader, so the picture reads as the forward pass does. A box
+    shows the op that made the tensor (and its name from `names`, {"a": a, ...}; a leaf
+    without one is "leaf", or "const" and its value when it needs no gradient) and its
+    shape. Draw before backward(), which frees the graph. Returns the SVG text; writes it to
+    `path` if given. Dependencies: none (the SVG is text)."""
+    label = {id(t): name for name, t in (names or {}).items()}
+    nodes, column_of, edges, stack = [], {}, [], [root]
+    while stack:   # inputs before results, iteratively (a deep network's graph is deep)
+        node = stack[-1]
+        parents = [p for p in node._parents if p is not None]
+        waiting = [p for p in parents if id(p) not in column_of]
+        if waiting:
+            stack.extend(waiting)
+            continue
+        stack.pop()
+        if id(node) not in column_of:
+            column_of[id(node)] = 1 + max((column_of[id(p)] for p in parents), default=-1)
+            nodes.append(node)
+            edges += [(id(p), id(node)) for p in parents]
+    for node in nodes:   # a leaf stands just before the first op that reads it
+        if not node._parents and node is not root:
+            column_of[id(node)] = min(column_of[t] for s, t in edges if s == id(node)) - 1
+    row_of, rows = {}, {}
+    for node in nodes:
+        column = column_of[id(node)]
+        row_of[id(node)] = rows[column] = rows.get(column, -1) + 1
+
+    box_w, box_h, step_x, step_y, margin = 120, 40, 170, 60, 20
+    skips = [column_of[t] - column_of[s] - 1 for s, t in edges]
+    top = 0.45 * step_y * max(skips, default=0)   # room for the highest bowed arrow
+    width = 2 * margin + max(rows) * step_x + box_w
+    height = 2 * margin + top + max(rows.values()) * step_y + box_h
+
+    def corner(key):
+        return margin + column_of[key] * step_x, margin + top + row_of[key] * step_y
+
+    def title(t):
+        name = label.get(id(t))
+        if t._op:
+            return f"{name} = {t._op}" if name else t._op
+        if name:
+            return name
+        return "leaf" if t.requires_grad else (f"const {t.data.item():.3g}" if t.data.size == 1
+                                               else "const")
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+             f'font-family="sans-serif" font-size="12">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+             'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>']
+    for (source, target), skip in zip(edges, skips):   # one that skips columns bows upward
+        (x0, y0), (x1, y1) = corner(source), corner(target)
+        x0, y0, y1, bow = x0 + box_w, y0 + box_h / 2, y1 + box_h / 2, 0.6 * step_y * skip
+        parts.append(f'<path class="edge" d="M{x0},{y0} C{x0 + 40},{y0 - bow} {x1 - 40},'
+                     f'{y1 - bow} {x1},{y1}" fill="none" stroke="#555" marker-end="url(#arrow)"/>')
+    for node in nodes:
+        x, y = corner(id(node))
+        fill = "#ffe9b3" if node._op else ("#d6ecff" if node.requires_grad else "#eeeeee")
+        parts.append(f'<g class="node"><rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" '
+                     f'rx="6" fill="{fill}" stroke="#333"/><text x="{x + box_w / 2}" y="{y + 16}" '
+                     f'text-anchor="middle">{escape(title(node))}</text><text x="{x + box_w / 2}" '
+                     f'y="{y + 32}" text-anchor="middle" fill="#555">{escape(str(tuple(node.shape)))}'
+                     f'</text></g>')
+    parts.append("</svg>")
+    text = "\n".join(parts)
+    if path is not None:
+        with open(path, "w") as f:
+            f.write(text)
+    return text

@@ -37,7 +37,7 @@ AREA_TESTS = {  # the tests that should catch a bug in each area, fastest first 
                 "tests/kernels/test_network_step.py", "tests/kernels/test_emulator.py",
                 "tests/kernels/test_compiled.py", "tests/kernels/test_package.py",
                 "tests/test_lessons.py::"
-                "test_14_the_cuda_kernel_on_the_cpu_equals_numpy_and_the_race_is_caught"],
+                "test_18_the_cuda_kernel_on_the_cpu_equals_numpy_and_the_race_is_caught"],
     "optim": ["tests/test_nn_optim.py", "tests/test_models.py", "tests/test_train.py"],
     "models": ["tests/test_models.py", "tests/test_lessons.py"],
     "data": ["tests/test_data.py", "tests/test_lessons.py", "tests/test_train.py"],

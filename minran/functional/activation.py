@@ -1,4 +1,5 @@
-"""Pointwise non-linearities. CUDA twins: activation.cu."""
+"""Pointwise non-linearities. CUDA twins: activation.cu.
+Plain version of each op here, forward and backward: minran/reference/activation.py."""
 from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels

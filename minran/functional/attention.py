@@ -1,5 +1,6 @@
 """The ops particular to the attention module: the combine step and two mask activations.
-CUDA twins: attention.cu."""
+CUDA twins: attention.cu.
+Plain version of each op here, forward and backward: minran/reference/attention.py."""
 from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels

@@ -4,6 +4,7 @@ im2col copies every receptive field of the (padded) input into a column, so conv
 becomes `W (Cout, Cin*kh*kw) @ cols (N, Cin*kh*kw, Ho*Wo)`. Its backward is two more matrix
 products, and col2im adds each column back where it came from (the adjoint of im2col).
 Both have a CUDA twin in conv.cu; the matrix products run on BLAS or cuBLAS.
+Plain version of each op here, forward and backward: minran/reference/conv.py.
 """
 from .. import parallel
 from ..backend import array_module

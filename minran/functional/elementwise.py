@@ -1,5 +1,6 @@
 """Elementwise arithmetic with NumPy broadcasting; each gradient is summed back to its
-input's shape by `unbroadcast`."""
+input's shape by `unbroadcast`.
+Plain version of each op here, forward and backward: minran/reference/elementwise.py."""
 from .. import parallel
 from ..tensor import Tensor
 from ._util import as_tensor, check_same, unbroadcast

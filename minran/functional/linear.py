@@ -1,4 +1,5 @@
-"""The fully connected layer: y = x W^T + b, with W laid out (out, in) as in PyTorch."""
+"""The fully connected layer: y = x W^T + b, with W laid out (out, in) as in PyTorch.
+Plain version of each op here, forward and backward: minran/reference/linear.py."""
 from ..tensor import Tensor
 from ._util import check_ndim, check_same
 from .macs import count_macs

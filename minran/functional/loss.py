@@ -1,5 +1,6 @@
 """log-softmax and cross-entropy, both shifted by the row maximum so exp never overflows.
-CUDA twin of cross_entropy: loss.cu."""
+CUDA twin of cross_entropy: loss.cu.
+Plain version of each op here, forward and backward: minran/reference/loss.py."""
 from .. import backend
 from ..backend import array_module
 from ..cuda import kernels

@@ -1,5 +1,6 @@
 """Batch normalisation (with the ReLU that follows it optionally fused in), and the shared
-normalise step the spatial attention mask reuses. CUDA twin: normalization.cu."""
+normalise step the spatial attention mask reuses. CUDA twin: normalization.cu.
+Plain version of each op here, forward and backward: minran/reference/normalization.py."""
 from .. import parallel
 from ..backend import array_module
 from ..cuda import kernels

@@ -7,6 +7,7 @@ the batch on every core, and keeps no argmax (its backward finds the winners aga
 does it by hand). The CUDA twin (pooling.cu) turns the loop inside out: one thread per output
 pixel walks its window forward, and one thread per input pixel gathers from every window
 that covers it.
+Plain version of each op here, forward and backward: minran/reference/pooling.py.
 """
 from .. import parallel
 from ..backend import array_module

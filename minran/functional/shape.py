@@ -1,4 +1,5 @@
-"""Reductions, reshapes and the matrix product: the ops that move or combine axes."""
+"""Reductions, reshapes and the matrix product: the ops that move or combine axes.
+Plain version of each op here, forward and backward: minran/reference/shape.py."""
 from ..tensor import Tensor
 from ._util import check_same, unbroadcast
 

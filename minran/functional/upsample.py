@@ -4,6 +4,7 @@ Each row of A_y holds the two weights that blend input rows into one output row,
 backward is just the transposes, A_y^T @ g @ A_x: deterministic, no scatter. The CUDA twin
 (upsample.cu) computes the same weights per pixel: one thread per output pixel blends four
 inputs, and in the backward one thread per input pixel gathers from the outputs that read it.
+Plain version of each op here, forward and backward: minran/reference/upsample.py.
 """
 import numpy as np
 

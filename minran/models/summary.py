@@ -39,9 +39,21 @@ def summary(model, input_size=None, file=None):
     total_params = model.num_parameters()
     total_macs = sum(r[3] for r in rows)
     lines.append(f"{'total':<8}{'':>18}{total_params:>14,}{total_macs:>16,}")
-    lines.append(f"= {total_params / 1e6:.2f}M parameters (BN scales and shifts included, "
-                 f"running statistics not), {total_macs / 1e9:.2f} GMACs per image")
+    params, params_unit = _amount(total_params)
+    macs, macs_unit = _amount(total_macs)
+    lines.append(f"= {params}{params_unit} parameters (BN scales and shifts included, "
+                 f"running statistics not), {macs} {macs_unit}MACs per image")
     text = "\n".join(lines)
     print(text, file=file or sys.stdout)
     return text
 
+
+
+def _amount(n):
+    """(number, unit prefix): 1,030,362 -> ("1.03", "M"), 122,825,216 -> ("0.12", "G"); below
+    100,000 the exact count, so a tiny network's 3,802 parameters do not print as 0.00M."""
+    if n >= 1e8:
+        return f"{n / 1e9:.2f}", "G"
+    if n >= 1e5:
+        return f"{n / 1e6:.2f}", "M"
+    return f"{n:,}", ""

@@ -10,6 +10,8 @@ The update is PyTorch's, so a run here and a run there can be compared step for 
 `_update` below is that update for one array, as plainly as NumPy allows. By default the
 parameters are packed into one flat buffer (flat.py), so a step is `_update` once over all
 of them, or one launch of its CUDA twin (sgd.cu), instead of once per parameter tensor.
+
+Plain version, parameter by parameter: minran/reference/sgd.py.
 """
 import numpy as np
 

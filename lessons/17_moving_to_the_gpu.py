@@ -1,4 +1,4 @@
-"""Lesson 13: one source, two devices: the array module.
+"""Lesson 17: one source, two devices: the array module.
 
 Files: minran/backend.py, minran/data/loader.py (prefetching), minran/__init__.py,
        minran/functional/pooling.py (the NumPy twin of the thread-per-output kernel)
@@ -9,9 +9,8 @@ runs on NumPy arrays (CPU) and CuPy arrays (GPU). On the GPU the network's named
 further: each runs a hand-written CUDA kernel from the .cu file beside its .py file.
 
 This lesson shows the switch itself, then the way of thinking a kernel needs (one thread
-per output element), written in Python and checked against minran's NumPy op. Lesson 14
-reads the real kernel and runs its CUDA source on this CPU. (The kernels are proven on the
-CPU in every test run; no GPU has been lent to this project yet, so none has run on one.)
+per output element), written in Python and checked against minran's NumPy op. Lesson 18
+reads the real kernel and runs its CUDA source on this CPU, as every test run does.
 """
 import numpy as np
 
@@ -63,8 +62,9 @@ print(f"{blocks} block of {threads_per_block} threads, one per output: equals mi
 assert same
 
 # Exercises
+# 0. Write max pooling's backward the way its kernel does: one thread per INPUT pixel, which
+#    gathers from the windows that cover it (a gather, so no two threads write one place and
+#    no atomics are needed). Fill in lessons/exercises/17_max_pool_backward_thread.py, then
+#    run `python -m lessons.check 17` (from the repository's root).
 # 1. Read backend.to_device: which copies happen when a batch moves to the GPU?
 # 2. Find an op in minran/functional that would not run on CuPy as written.
-# 3. Write max_pool_thread's backward as a thread per *input* element that gathers from the
-#    outputs whose window covers it (a gather, so again no atomics), and check it against
-#    the gradient of F.max_pool2d.
