@@ -2,8 +2,7 @@
 
 Files: minran/functional/conv.py (im2col, col2im, conv2d), minran/functional/macs.py,
        minran/functional/conv.cu (the CUDA twins of im2col and col2im; lesson 18),
-       minran/reference/conv.py (the plain version: the definition, in loops),
-       minran/parallel.py
+       minran/reference/conv.py (the plain version: the definition, in loops)
 Paper: every 1x1 and 3x3 convolution of the residual units (Sec. 3, Fig. 2).
 """
 import inspect
@@ -11,7 +10,7 @@ import inspect
 import numpy as np
 
 import minran.functional as F
-from minran import Tensor, parallel, reference
+from minran import Tensor, reference
 
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2, 3, 6, 6))
@@ -43,16 +42,8 @@ flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).copy()
 print("col2im(W^T g) == conv2d(g, flipped W):",
       np.allclose(by_col2im, F.conv2d(Tensor(g), Tensor(flipped), padding=1).data))
 
-# conv2d cuts the batch into slices of a few images (minran/parallel.py) and works on them on
-# every core at once (NumPy lets go of Python's lock inside its loops). The slices depend on
-# the shapes alone, so the answer does not depend on the number of threads:
-big = Tensor(rng.standard_normal((64, 3, 16, 16)))
-with parallel.using(1):
-    one = F.conv2d(big, Tensor(w), padding=1).data
-with parallel.using(4):
-    four = F.conv2d(big, Tensor(w), padding=1).data
-print(len(parallel.slices(big.data, axis_bytes=8 * 27 * 256)), "slices; 1 thread == 4 threads,"
-      " bit for bit:", np.array_equal(one, four))
+# conv2d does this for slices of a few images at a time, on every core at once, with the
+# same answer on any number of threads: lesson 19 shows how.
 
 with F.counting_macs() as macs:
     F.conv2d(Tensor(x), Tensor(w), padding=1)
@@ -63,4 +54,4 @@ print("multiply-accumulates:", macs, "= 2*4*6*6 outputs x 27")
 #    `python -m lessons.check 05` (from the repository's root) until it agrees with minran.
 # 1. Why does conv2d skip im2col for a 1x1 stride-1 convolution? (Most of the network's are.)
 # 2. How much memory does im2col take for a 64-channel 32x32 batch of 64 and a 3x3 kernel?
-#    How much does conv2d hold at once, slicing the batch as it does (parallel.SLICE_BYTES)?
+#    (conv2d never holds all of it at once on the CPU: lesson 19.)

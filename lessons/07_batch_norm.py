@@ -35,8 +35,8 @@ print("state_dict keys:", list(bn.state_dict()))
 # channel. minran/reference/normalization.py writes this plainly, channel by channel.
 # batch_norm gets the same two sums for free from the bias and weight gradients it computes
 # anyway, never stores xhat (it rebuilds x - mean one slice of the batch at a time), and
-# writes gx as g * w / std + (x - mean) * k + c with k and c per channel, slice by slice on
-# every core (minran/parallel.py). Both must agree:
+# writes gx as g * w / std + (x - mean) * k + c with k and c per channel (slice by slice on
+# every core: lesson 19). Both must agree:
 x64 = Tensor(x.data.astype(np.float64), requires_grad=True)
 w64 = Tensor(rng.standard_normal(3) + 1, requires_grad=True)
 b64 = Tensor(rng.standard_normal(3), requires_grad=True)

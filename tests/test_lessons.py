@@ -429,3 +429,21 @@ def test_18_the_cuda_kernel_on_the_cpu_equals_numpy_and_the_race_is_caught():
     assert "__global__ void max_pool2d_forward" in out   # the kernel is shown, from pooling.cu
     assert "depends on the order the threads run in" in ns["caught"]
     assert "255.0" in ns["caught"] and "32640.0" in ns["caught"]   # forward order vs the sum
+
+
+
+@pytest.mark.emulated
+def test_19_making_it_fast_measures_what_it_says():
+    ns, out, _ = lesson(19)
+    assert printed_line(out, "4 slices; 1 thread == 4 threads, bit for bit:").endswith("True")
+    assert ns["same_sgd"]
+    assert (ns["launches_per_tensor"], ns["launches_flat"]) == (584, 1)
+    plain, mine = ns["plain"], ns["mine"]
+    assert plain.by_source()["kernel"] == 0 and mine.by_source()["kernel"] > 0
+    assert plain.gpu_launches > 5 * mine.gpu_launches   # the table's two columns, as printed
+    assert f"{plain.gpu_launches:>12,}{mine.gpu_launches:>12,}" in out
+    assert plain.host_reads == mine.host_reads == 0
+    # the host's time: the graph's replay issues three device calls, not hundreds
+    assert ns["graph_ms"] < ns["eager_ms"] / 10
+    assert "three device calls" in printed_line(out, "the host's side of a step")
+    assert ns["graph_losses"] == ns["eager_losses"] and len(set(ns["eager_losses"])) == 4

@@ -9,7 +9,7 @@ from minran.cuda import kernels, standin
 
 
 def test_device_arrays_are_not_numpy_arrays_and_do_not_mix_with_them():
-    with standin.device() as gpu:
+    with standin.device(kernels="emulate") as gpu:
         xp = backend.cupy
         a = xp.asarray(np.arange(4.0))
         assert not isinstance(a, np.ndarray) and backend.device_of(a) == "gpu"
@@ -25,7 +25,7 @@ def test_device_arrays_are_not_numpy_arrays_and_do_not_mix_with_them():
 
 
 def test_what_is_counted():
-    with standin.device() as gpu:
+    with standin.device(kernels="emulate") as gpu:
         xp = backend.cupy
         a = xp.ones((3, 4), dtype=np.float32)          # an allocation and a fill
         start = gpu.snapshot()
@@ -113,7 +113,7 @@ def test_capture_records_instead_of_running_and_a_graph_replays_it():
 
 
 def test_work_on_two_streams_must_be_ordered():
-    with standin.device():
+    with standin.device(kernels="emulate"):
         xp = backend.cupy
         a = xp.ones(3)
         side = xp.cuda.Stream(non_blocking=True)
@@ -209,6 +209,20 @@ def test_out_of_range_device_labels_give_a_nan_loss_not_a_read_outside_the_row()
         assert np.isnan(loss.data.get())
     with pytest.raises(ValueError, match="labels must lie in"):   # host labels: checked
         F.cross_entropy(Tensor(logits), np.array([1, 4, 0]))
+
+
+def test_counting_runs_nothing():
+    """kernels="count" only counts: nothing is computed (outputs hold whatever was there),
+    so that a large network is counted quickly and the host's own time can be measured."""
+    with standin.device(kernels="count") as gpu:
+        xp = backend.cupy
+        a = xp.asarray(np.arange(4.0))
+        b = (a + 1).sum(axis=0, keepdims=True)
+        labels = xp.asarray(np.array([7, -5]))   # garbage indices are never used to index
+        picked = a[labels]
+        assert b.shape == (1,) and b.dtype == np.float64 and picked.shape == (2,)
+        assert gpu.counts.launches == {"cupy:add": 1, "cupy:sum": 1,
+                                       "cupy:getitem (gather)": 1}
 
 
 def test_the_stand_in_is_put_back():

@@ -26,9 +26,10 @@ reach the GPU is counted:
   host reads     device-to-host reads that make Python wait for the GPU (`float(x)`,
                  `x.get()`, printing an array).
 
-kernels="emulate" runs minran's kernels through the CPU emulator (real results, slowly);
-kernels="count" only counts them and cuBLAS's products, leaving their outputs as they were
-(garbage, fast), for counting a large network.
+kernels="emulate" runs minran's kernels through the CPU emulator and every other operation
+with NumPy (real results, slowly); kernels="count" runs nothing at all, only counts, leaving
+every output as it was (garbage, fast): for counting a large network, and for timing what
+the host alone spends issuing a step.
 
 Stream capture is modelled as CUDA does it: between `stream.begin_capture()` and
 `end_capture()` nothing runs; each launch, copy and fill is recorded with the memory and
@@ -231,9 +232,10 @@ def _call(launches=(), device_call=True):
 
 def _work(fn, skip=False, reads=(), writes=()):
     """Run device work now, or record it when a capture is on (nothing runs in a capture).
-    `skip`: work that kernels="count" leaves undone (minran's kernels, cuBLAS). `reads` and
-    `writes`: the device arrays (or blocks) it touches, for the streams' ordering."""
+    With kernels="count" nothing is ever run (`skip`): only counted. `reads` and `writes`:
+    the device arrays (or blocks) it touches, for the streams' ordering."""
     capture = _state.capture
+    skip = skip or _state.kernels == "count"
     reads, writes = _blocks_of(reads), _blocks_of(writes)
     if capture is not None:
         capture.record(fn, skip, reads, writes)
@@ -364,10 +366,11 @@ class DeviceArray:
 
     def __getitem__(self, key):
         key = _unwrap_index(key)
-        host = self._a[key]
-        if isinstance(host, np.ndarray) and np.shares_memory(host, self._a):
-            return self._view(host)
-        return _gather("getitem", self, key)
+        keys = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(k, (np.ndarray, list)) for k in keys):
+            return _gather("getitem", self, key)   # advanced indexing: a kernel
+        host = self._a[keys + (Ellipsis,)] if Ellipsis not in keys else self._a[key]
+        return self._view(host)   # basic indexing: a view (a[3] a 0-d array, as in CuPy)
 
     def __setitem__(self, key, value):
         key = _unwrap_index(key)
@@ -411,9 +414,8 @@ class DeviceArray:
             target = out._a
             _work(lambda: method(host, out=target, **kwargs), reads=[self], writes=[out])
             return out
-        with np.errstate(all="ignore"):
-            shape_of = method(host, **kwargs)   # run once for the shape: inputs only read
-        result = _allocate(np.shape(shape_of), np.asarray(shape_of).dtype)
+        shape, dtype_of = _reduced(host, name, kwargs)
+        result = _allocate(shape, dtype_of)
         target = result._a
         _work(lambda: np.copyto(target, method(host, **kwargs)), reads=[self], writes=[result])
         return result
@@ -591,13 +593,40 @@ def _ufunc(ufunc, method, inputs, kwargs):
     if out is not None:
         _work(lambda: call(*args, out=targets, **kwargs), reads=inputs, writes=out)
         return out[0] if len(out) == 1 else out
-    with np.errstate(all="ignore"):
-        shape_of = call(*args, **kwargs)   # for the shape and dtype: the inputs are only read
-    results = shape_of if isinstance(shape_of, tuple) else (shape_of,)
-    wrapped = tuple(_allocate(np.shape(r), np.asarray(r).dtype) for r in results)
+    if method == "__call__":
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+        with np.errstate(all="ignore"):   # the dtypes, from one element of each operand
+            sample = call(*[a.reshape(-1)[:1] if isinstance(a, np.ndarray) and a.size else a
+                            for a in args], **kwargs)
+        samples = sample if isinstance(sample, tuple) else (sample,)
+        wrapped = tuple(_allocate(shape, np.asarray(r).dtype) for r in samples)
+    else:   # reduce, accumulate, ...: rare here, worked out by running them once
+        with np.errstate(all="ignore"):
+            sample = call(*args, **kwargs)
+        samples = sample if isinstance(sample, tuple) else (sample,)
+        wrapped = tuple(_allocate(np.shape(r), np.asarray(r).dtype) for r in samples)
     targets = tuple(w._a for w in wrapped)
     _work(lambda: call(*args, out=targets, **kwargs), reads=inputs, writes=wrapped)
-    return wrapped if isinstance(shape_of, tuple) else wrapped[0]
+    return wrapped if isinstance(sample, tuple) else wrapped[0]
+
+
+def _reduced(host, name, kwargs):
+    """(shape, dtype) of a reduction's result, without reducing: the axes worked out, the
+    dtype from reducing one element."""
+    axis, keepdims = kwargs.get("axis"), kwargs.get("keepdims", False)
+    axes = (tuple(range(host.ndim)) if axis is None else
+            tuple(a % host.ndim for a in (axis if isinstance(axis, tuple) else (axis,))))
+    if name in ("argmax", "argmin") and axis is None:
+        shape = ()
+    elif keepdims:
+        shape = tuple(1 if i in axes else n for i, n in enumerate(host.shape))
+    else:
+        shape = tuple(n for i, n in enumerate(host.shape) if i not in axes)
+    one = host.reshape(-1)[:1] if host.size else host.reshape(-1)
+    with np.errstate(all="ignore"):
+        sample = getattr(np.ndarray, name)(one, **{k: v for k, v in kwargs.items()
+                                                   if k == "dtype"})
+    return shape, np.asarray(sample).dtype
 
 
 def _unary_op(name, array, fill, dtype):
@@ -620,8 +649,12 @@ def _copy_op(name, array, shape):
 def _gather(name, array, key):
     _call([f"cupy:{name} (gather)"])
     source = array._a
-    with np.errstate(all="ignore"):
-        shape_of = source[key]
+    keys = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, np.ndarray) and k.dtype == bool for k in keys):
+        _host_read("boolean-mask indexing (its size is the mask's count)", array)
+    # The shape, from the index arrays' shapes alone (their values may be garbage here).
+    shape_of = source[tuple(np.zeros_like(k) if isinstance(k, np.ndarray) and k.dtype != bool
+                            else k for k in keys)]
     result = _allocate(shape_of.shape, shape_of.dtype)
     target = result._a
     _work(lambda: np.copyto(target, source[key]), reads=[array], writes=[result])
@@ -680,8 +713,7 @@ def _matmul(a, b, out=None):
     if out is None:
         out = _allocate(shape, np.result_type(ha.dtype, hb.dtype))
     target = out._a
-    _work(lambda: np.matmul(ha, hb, out=target), skip=_state.kernels == "count",
-          reads=[a, b], writes=[out])
+    _work(lambda: np.matmul(ha, hb, out=target), reads=[a, b], writes=[out])
     return out
 
 
@@ -894,8 +926,7 @@ class _Cublas:
 
         def run():
             blas.reference(call, alpha, *arrays[0], *arrays[1], beta, *arrays[2])
-        _work(run, skip=_state.kernels == "count", reads=blocks[:2] + ([blocks[2]] if beta else []),
-              writes=blocks[2:])
+        _work(run, reads=blocks[:2] + ([blocks[2]] if beta else []), writes=blocks[2:])
 
     @staticmethod
     def _memory(dtype, pointer):
