@@ -57,10 +57,13 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--widths", default=None, help="e.g. 8,16,16,16 for a small network")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument("--no-graph", action="store_true",
+                        help="count the eager step only (no CUDA graph recorded)")
     args = parser.parse_args(argv)
     widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else None
     with standin.device(kernels="count"):
-        result = count_step(args.arch, args.batch, dtype=args.dtype, widths=widths)
+        result = count_step(args.arch, args.batch, dtype=args.dtype, widths=widths,
+                            graph=not args.no_graph)
     print(json.dumps(result, indent=2) if args.json else table(result))
 
 

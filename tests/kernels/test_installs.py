@@ -97,3 +97,25 @@ def test_a_kernel_launch_costs_no_regex_and_no_new_kernel_object():
         assert calls == ["relu_forward<float>"]
         binder = activation.CUDA._binders[("relu_forward", np.dtype(np.float32), type(x))]
         assert "if type(a0) is not T" in binder.fast_source
+
+
+def test_the_launchers_number_cache_keeps_what_it_was_given():
+    """Numbers are converted to their parameter's width once and then looked up; the lookup
+    must not turn -0.0 into 0.0 (one dict key), a float into an int parameter, or a bool
+    into a number."""
+    from minran.cuda.kernels import Param, _Binder
+    source = kernels.Source(ROOT / "minran" / "functional" / "activation.py")
+    params = [Param("T*", "x"), Param("T", "scale"), Param("int", "n")]
+    with standin.device():
+        x = backend.cupy.empty(3, np.float32)
+        binder = _Binder(source, "k", params, "float", type(x))
+        assert binder.bind((x, 0.0, 3))[1] == 0.0
+        got = binder.bind((x, -0.0, 3))[1]
+        assert got == 0 and np.signbit(got)
+        assert type(binder.bind((x, 2, 3))[1]) is np.float32
+        with pytest.raises(kernels.KernelError, match="must be an integer"):
+            binder.bind((x, 1.5, 3.0))
+        with pytest.raises(kernels.KernelError, match="must be a number, got bool"):
+            binder.bind((x, 1.5, True))
+        with pytest.raises(kernels.KernelError, match="does not fit in int"):
+            binder.bind((x, 1.5, 2 ** 40))
