@@ -361,17 +361,20 @@ def estimate_seconds(run):
 def evaluate(model, images, labels, batch_size=500, device="cpu", progress=False):
     """Mean loss and accuracy over a whole set, in eval mode, without a graph."""
     from tqdm import tqdm
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]   # each module's own, given back
     model.eval()
     loss_sum, correct = 0.0, 0
     batches = BatchIterator(images, labels, batch_size, rng=None, shuffle=False, device=device)
-    with no_grad():
-        for x, y in tqdm(batches, desc="testing", disable=not progress, leave=False,
-                         file=sys.stderr):
-            logits = model(x)
-            loss_sum += float(F.cross_entropy(logits, y).data) * len(y)
-            correct += int((logits.data.argmax(axis=1) == y).sum())
-    model.train(was_training)
+    try:
+        with no_grad():
+            for x, y in tqdm(batches, desc="testing", disable=not progress, leave=False,
+                             file=sys.stderr):
+                logits = model(x)
+                loss_sum += float(F.cross_entropy(logits, y).data) * len(y)
+                correct += int((logits.data.argmax(axis=1) == y).sum())
+    finally:
+        for m, mode in modes:
+            m.train(mode)
     return loss_sum / len(labels), correct / len(labels)
 
 
