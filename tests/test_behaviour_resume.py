@@ -33,13 +33,13 @@ def batches(monkeypatch):
     """The training batches (images, labels) each epoch was given, by epoch; the trainer's
     time estimate (its own generator, a copy of the model) is not an epoch."""
     epochs = []
-    real_prepare, real_epoch = BatchIterator._prepare, trainer.train_epoch
+    real_iter, real_epoch = BatchIterator.__iter__, trainer.train_epoch
 
-    def prepare(self, index):
-        x, y = real_prepare(self, index)
-        if epochs and epochs[-1] is not None:
-            epochs[-1].append((x.data.copy(), np.asarray(y).copy()))
-        return x, y
+    def iterate(self):
+        for x, y in real_iter(self):
+            if epochs and epochs[-1] is not None:
+                epochs[-1].append((np.array(x.data), np.array(y)))
+            yield x, y
 
     def train_epoch(*args, **kwargs):
         epochs.append([])
@@ -48,7 +48,7 @@ def batches(monkeypatch):
         finally:
             epochs.append(None)   # what follows (the test set) is no epoch's
 
-    monkeypatch.setattr(BatchIterator, "_prepare", prepare)
+    monkeypatch.setattr(BatchIterator, "__iter__", iterate)
     monkeypatch.setattr(trainer, "train_epoch", train_epoch)
     return epochs
 
