@@ -13,16 +13,20 @@ _grad_enabled = True
 
 
 class no_grad:
-    """Context manager: ops inside record no graph (for evaluation and optimiser updates)."""
+    """Context manager: ops inside record no graph (for evaluation and optimiser updates).
+    One object may be entered again inside itself: each exit restores what its enter found."""
+
+    def __init__(self):
+        self._previous = []
 
     def __enter__(self):
         global _grad_enabled
-        self._previous = _grad_enabled
+        self._previous.append(_grad_enabled)
         _grad_enabled = False
 
     def __exit__(self, *exc):
         global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_enabled = self._previous.pop()
         return False
 
 

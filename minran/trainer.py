@@ -419,19 +419,22 @@ def estimate_seconds(run):
 def evaluate(model, images, labels, batch_size=500, device="cpu", progress=False):
     """Mean loss and accuracy over a whole set, in eval mode, without a graph."""
     from tqdm import tqdm
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]   # each module's own, given back
     model.eval()
     batches = BatchIterator(images, labels, batch_size, rng=None, shuffle=False, device=device)
     xp = backend.cupy if device == "gpu" else np
     # Summed on the device, read once at the end (a read per batch would wait for the GPU).
     loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
-    with no_grad():
-        for x, y in tqdm(batches, desc="testing", disable=not progress, leave=False,
-                         file=sys.stderr):
-            logits = model(x)
-            loss_sum += F.cross_entropy(logits, y).data.astype(np.float64) * len(y)
-            correct += (logits.data.argmax(axis=1) == y).sum()
-    model.train(was_training)
+    try:
+        with no_grad():
+            for x, y in tqdm(batches, desc="testing", disable=not progress, leave=False,
+                             file=sys.stderr):
+                logits = model(x)
+                loss_sum += F.cross_entropy(logits, y).data.astype(np.float64) * len(y)
+                correct += (logits.data.argmax(axis=1) == y).sum()
+    finally:
+        for m, mode in modes:
+            m.train(mode)
     return float(loss_sum) / len(labels), int(correct) / len(labels)
 
 

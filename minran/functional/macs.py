@@ -3,14 +3,21 @@ _counter = None
 
 
 class counting_macs:
+    """An inner block counts into its own dict, not the outer one's; one object may be
+    entered again inside itself, and each exit restores the counter its enter found."""
+
+    def __init__(self):
+        self._previous = []
+
     def __enter__(self):
         global _counter
-        self._previous, _counter = _counter, {}
+        self._previous.append(_counter)
+        _counter = {}
         return _counter
 
     def __exit__(self, *exc):
         global _counter
-        _counter = self._previous
+        _counter = self._previous.pop()
         return False
 
 

@@ -98,6 +98,8 @@ class Module:
         unexpected = [k for k in state if k not in own and k not in buffers]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        # Every entry is checked before any is written: a refused load changes nothing.
+        targets = []
         for name, value in state.items():
             if name in own:
                 target = own[name].data
@@ -108,6 +110,13 @@ class Module:
             if tuple(np.shape(value)) != tuple(target.shape):
                 raise ValueError(f"load_state_dict: {name} has shape {np.shape(value)} in the "
                                  f"state but {tuple(target.shape)} in the model")
+            kind = getattr(value, "dtype", np.asarray(value).dtype).kind
+            if kind not in "iuf":   # converted to the model's dtype; these would not be numbers
+                raise ValueError(f"load_state_dict: {name} has dtype "
+                                 f"{getattr(value, 'dtype', np.asarray(value).dtype)} in the "
+                                 f"state; weights are real numbers (the model's {target.dtype})")
+            targets.append((target, value))
+        for target, value in targets:
             target[...] = backend.array_module(target).asarray(value, dtype=target.dtype)
         return self
 

@@ -138,6 +138,11 @@ class SGD:
         if len(state["buffers"]) != len(self.params):
             raise ValueError(f"SGD.load_state_dict: state has {len(state['buffers'])} momentum "
                              f"buffers, the optimiser has {len(self.params)} parameters")
+        for i, (p, b) in enumerate(zip(self.params, state["buffers"])):   # before any change
+            if b is not None and tuple(np.shape(b)) != tuple(p.shape):
+                raise ValueError(f"SGD.load_state_dict: momentum buffer {i} has shape "
+                                 f"{tuple(np.shape(b))} in the state, but its parameter has "
+                                 f"shape {tuple(p.shape)}")
         self.lr, self.momentum = state["lr"], state["momentum"]
         self.nesterov, self.weight_decay = state["nesterov"], state["weight_decay"]
         # A copy: two optimisers loaded from one state must not share momentum buffers.
