@@ -198,6 +198,19 @@ def _one_blas_thread():
             backend.set_blas_threads(1)
 
 
+_memory_settled = False
+
+
+def _keep_freed_memory():
+    """The first time an op runs here, freed arrays are kept for the next step instead of
+    going back to the operating system (backend.keep_freed_memory says why)."""
+    global _memory_settled
+    if not _memory_settled:
+        _memory_settled = True
+        from . import backend
+        backend.keep_freed_memory()
+
+
 def _forget_workers():
     """A forked child has none of its parent's threads: start afresh."""
     global _jobs, _workers_lock
@@ -217,6 +230,7 @@ def run(fn, items):
     call made from inside another runs on its own thread alone.
     """
     items = list(items)
+    _keep_freed_memory()
     helpers = min(threads(), len(items)) - 1
     if helpers < 1 or getattr(_local, "busy", False):
         return [fn(item) for item in items]

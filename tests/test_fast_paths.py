@@ -2,6 +2,7 @@
 slices and shared among threads (minran/parallel.py): the same values and gradients as the
 plain formula, bit for bit the same whatever the number of threads, and float64 gradient
 checks through the sliced code."""
+import os
 import threading
 
 import numpy as np
@@ -332,3 +333,38 @@ def test_the_pool_gives_openblas_one_thread_unless_the_user_chose(monkeypatch, t
         monkeypatch.delenv("OPENBLAS_NUM_THREADS")
         assert parallel.run(abs, [-1, -2]) == [1, 2]
         assert backend.blas_threads() == 1
+
+
+_STEPS = """
+import resource, sys, numpy as np
+from minran import backend
+if sys.argv[1] == "keep" and not backend.keep_freed_memory():
+    print("unavailable"); raise SystemExit
+def step():   # a forward's activations, then a backward that frees them all
+    arrays = [np.ones(2**20, dtype=np.float32) for _ in range(16)]   # 64 MiB in 4 MiB pieces
+    del arrays
+step()
+start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+"""
+
+
+def test_freed_activations_are_kept_for_the_next_step():
+    """A step allocates its activations, its backward frees them all; glibc then gives the
+    free top of its heap back to the operating system, and the next step faults every page
+    back in (a good part of 16,384 pages for 64 MiB). With backend.keep_freed_memory()
+    (which the first op on the CPU calls) the next step reuses the same memory."""
+    import subprocess
+    import sys
+    runs = {how: subprocess.run([sys.executable, "-c", _STEPS, how], capture_output=True,
+                                text=True, timeout=60, env={**os.environ,
+                                **{name: "" for name in ("MALLOC_TRIM_THRESHOLD_",
+                                                        "MALLOC_MMAP_THRESHOLD_",
+                                                        "MALLOC_TOP_PAD_")}})
+            for how in ("default", "keep")}
+    if runs["keep"].stdout.strip() == "unavailable":
+        pytest.skip("not glibc here: nothing to keep")
+    faults = {how: int(run.stdout.split()[-1]) for how, run in runs.items()}
+    # 64 MiB is 16,384 pages; glibc's defaults fault half of them or more back in
+    assert faults["default"] > 4_000 and faults["keep"] < faults["default"] / 8, faults
