@@ -249,9 +249,10 @@ def cpu_blas_threads(n=1):
 # the step at once, and glibc then hands the free top of its heap back to the operating
 # system; the next forward takes it back a page at a time, each first write to a page a
 # fault. With parameters and gradients flat (optim/flat.py) nothing long-lived is left among
-# the activations to stop that: a step of Attention-56 at batch 32 faulted 85,000 pages
-# back in per forward pass, 70 ms of its 310 (and none with the gradients scattered between
-# the activations as they were before). minran keeps freed memory for the next step
+# the activations to stop that: a step of Attention-56 at batch 32 faulted 82,000 pages
+# back in per forward pass (`python benchmarks/step_parts.py --no-keep-memory`; none with
+# the gradients scattered between the activations as they were before, docs/BENCHMARKS.md).
+# minran keeps freed memory for the next step
 # instead, as CuPy's memory pool does on the GPU: glibc is told not to trim its heap and to
 # serve arrays up to its largest limit (32 MiB) from the heap. The process keeps what its
 # largest step used, which it needs again at the next step anyway.
