@@ -52,9 +52,11 @@ for thread in (0, 300, n - 1):
           f"{thread % kernels.BLOCK}) computes output (n={image}, c={c}, oh={oh}, ow={ow})")
 
 # 3. Run it. Inside kernels.use("emulate") every op on NumPy arrays launches its CUDA twin
-# through the emulator instead of running its NumPy code. Each launch runs three times,
-# with the threads (and blocks) in forward, reverse and shuffled order, and the three
-# results must agree to the bit: that is how a missing __syncthreads() shows up on a CPU.
+# through the emulator instead of running its NumPy code. The emulator watches every load
+# and store of the kernel: two threads touching one element (one of them writing) with no
+# __syncthreads() between them is a race, reported with both threads' names; so is a read
+# or write past an array's end. And each launch runs three times, the threads (and blocks)
+# in forward, reverse and shuffled order, whose results must agree to the bit.
 plain = F.max_pool2d(x, 3, 2, 1)
 plain.backward(np.ones(plain.shape, np.float32))
 plain_grad = x.grad.data.copy()
@@ -79,7 +81,8 @@ print("the gather backward equals NumPy's gradient exactly:", same_grad)
 assert same_out and same_grad
 
 # 5. What the emulator catches. This block sum forgets the barrier between its rounds, so a
-# thread can read its neighbour's slot before the neighbour has written it.
+# thread can read its neighbour's slot before the neighbour has written it: the race check
+# names the element and the two threads.
 racy = """
 template <typename T>
 __global__ void block_total(const T* x, T* total) {
