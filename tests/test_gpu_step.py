@@ -12,6 +12,8 @@ from minran.models import attention56
 from minran.optim import SGD, MultiStepSchedule
 from minran.step import TrainingStep, count_step
 
+from .test_train import tiny_dataset
+
 # Per training step of Attention-92 at batch 64 (issue 19's targets; docs/KERNELS.md).
 LAUNCH_BUDGET = 1_500
 CALL_BUDGET = 1_500
@@ -158,15 +160,6 @@ def test_a_graph_step_refuses_another_batch_shape():
             replay(x, y)
 
 
-def tiny_images(n_train=10, n_test=6, seed=0):
-    from minran.data import Dataset
-    rng = np.random.default_rng(seed)
-    return Dataset(rng.integers(0, 256, (n_train, 3, 16, 16), dtype=np.uint8),
-                   rng.integers(0, 10, n_train),
-                   rng.integers(0, 256, (n_test, 3, 16, 16), dtype=np.uint8),
-                   rng.integers(0, 10, n_test), [f"c{i}" for i in range(10)])
-
-
 def train_on(device, tmp_path, cuda_graph=True):
     """Two epochs of 10 images in batches of 4 (so every epoch ends with a batch of 2, which
     the GPU runs eagerly), tested on 6 images in batches of 4, in float64; the history and
@@ -176,7 +169,8 @@ def train_on(device, tmp_path, cuda_graph=True):
                                  epochs=2, lr=0.05, dtype="float64", device=device,
                                  eval_batch_size=4, progress=False, cuda_graph=cuda_graph,
                                  out=str(tmp_path / f"{device}-{cuda_graph}"))
-    history = trainer.train(config, tiny_images(), log=lambda *a: None)
+    history = trainer.train(config, tiny_dataset(n_train=10, n_test=6, size=16),
+                            log=lambda *a: None)
     state = trainer.load_checkpoint(tmp_path / f"{device}-{cuda_graph}" / "checkpoint.pkl")
     return history, state
 

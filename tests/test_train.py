@@ -44,11 +44,11 @@ def finished(tiny_data, tmp_path_factory):
     return out
 
 
-def tiny_dataset(n_train=40, n_test=16, seed=0):
+def tiny_dataset(n_train=40, n_test=16, seed=0, size=32):
     rng = np.random.default_rng(seed)
-    return Dataset(rng.integers(0, 256, (n_train, 3, 32, 32), dtype=np.uint8),
+    return Dataset(rng.integers(0, 256, (n_train, 3, size, size), dtype=np.uint8),
                    rng.integers(0, 10, n_train),
-                   rng.integers(0, 256, (n_test, 3, 32, 32), dtype=np.uint8),
+                   rng.integers(0, 256, (n_test, 3, size, size), dtype=np.uint8),
                    rng.integers(0, 10, n_test), [f"c{i}" for i in range(10)])
 
 

@@ -77,12 +77,7 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
     else:
         if training:
             mean, var = _statistics(x.data)
-            if running_mean is not None:
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-            if running_var is not None:
-                running_var *= 1 - momentum
-                running_var += momentum * var * (n / (n - 1))
+            _update_running(running_mean, running_var, mean, var, momentum, n)
             inv_std = 1 / xp.sqrt(var + eps)
         else:
             mean = xp.asarray(running_mean, dtype=x.dtype)
@@ -103,6 +98,18 @@ def batch_norm(x, weight, bias, running_mean, running_var, training,
     backward.accumulates = True
     return Tensor._from_op(out, (x, weight, bias), backward,
                            "batch_norm_relu" if relu else "batch_norm")
+
+
+def _update_running(running_mean, running_var, mean, var, momentum, n):
+    """Move the running statistics toward the batch's (in place), as PyTorch does: the
+    variance unbiased, n / (n - 1) times the batch's. The kernel does the same in its launch,
+    in the same order of operations (normalization.cu)."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+    if running_var is not None:
+        running_var *= 1 - momentum
+        running_var += momentum * var * (n / (n - 1))
 
 
 def _plus(gradient, partial):
@@ -239,12 +246,7 @@ def _forward_training_cuda(x, w, b, running_mean, running_var, eps, momentum, re
                 float(eps), float(momentum), float(1 - momentum), n / (n - 1), int(running),
                 int(relu), blocks=C)
     if not running:
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * var * (n / (n - 1))
+        _update_running(running_mean, running_var, mean, var, momentum, n)
     return out, mean, inv_std
 
 
