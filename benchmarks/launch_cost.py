@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from minran.cuda import kernels, standin  # noqa: E402
-from minran.step import count_step  # noqa: E402
+from minran.step_counts import count_step  # noqa: E402
 
 
 def main(argv=None):

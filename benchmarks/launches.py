@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from minran.cuda import standin  # noqa: E402
-from minran.step import count_step  # noqa: E402
+from minran.step_counts import count_step  # noqa: E402
 
 
 def table(result):

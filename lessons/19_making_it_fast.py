@@ -2,6 +2,7 @@
 
 Files: minran/parallel.py (threads and slices), minran/optim/flat.py (flat parameters),
        minran/step.py and minran/step.cu (one training step, its totals in one launch),
+       minran/step_counts.py (what a step asks of a GPU, counted),
        minran/graph.py (the step as a CUDA graph), minran/cuda/standin.py (a GPU posing on
        the CPU, which counts), minran/cuda/blas.py (cuBLAS called directly)
 Paper: -
@@ -22,7 +23,7 @@ from minran.cuda import standin
 from minran.graph import GraphStep
 from minran.models import attention56
 from minran.optim import SGD
-from minran.step import TrainingStep, count_step
+from minran.step import TrainingStep
 
 rng = np.random.default_rng(0)
 

@@ -10,7 +10,8 @@ from minran.cuda import standin
 from minran.graph import GraphStep
 from minran.models import attention56
 from minran.optim import SGD, MultiStepSchedule
-from minran.step import TrainingStep, count_step
+from minran.step import TrainingStep
+from minran.step_counts import count_step
 
 from .test_train import tiny_dataset
 
