@@ -119,3 +119,23 @@ def test_the_launchers_number_cache_keeps_what_it_was_given():
             binder.bind((x, 1.5, True))
         with pytest.raises(kernels.KernelError, match="does not fit in int"):
             binder.bind((x, 1.5, 2 ** 40))
+
+
+def test_train_cifar_stops_in_one_line_when_cupy_cannot_compile(monkeypatch, capsys, tmp_path):
+    """--device gpu with a CuPy that finds a GPU but cannot compile: one line before any
+    data is read or any folder made, not a traceback at the first op."""
+    import train_cifar
+
+    class Broken(standin.RawModule):
+        def get_function(self, expression):
+            raise RuntimeError("nvrtc: error: failed to open cuda_fp16.h")
+    with standin.device():
+        monkeypatch.setattr(backend.cupy, "RawModule", Broken)
+        with pytest.raises(SystemExit) as stop:
+            train_cifar.main(["--device", "gpu", "--out", str(tmp_path / "run"),
+                              "--data-dir", str(tmp_path / "nowhere")])
+    message = str(stop.value.code)
+    assert message.startswith("error: --device gpu, but CuPy cannot compile minran's CUDA "
+                              "kernels (RuntimeError: nvrtc: error: failed to open "
+                              "cuda_fp16.h);")
+    assert "\n" not in message and not (tmp_path / "run").exists()
