@@ -200,3 +200,28 @@ def test_training_on_the_stand_in_gpu_is_the_cpu_run(tmp_path):
         np.testing.assert_array_equal(eager_state["model"][name], gpu_state["model"][name])
     for got, want in zip(gpu_state["optimizer"]["buffers"], cpu_state["optimizer"]["buffers"]):
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+
+
+def test_the_progress_is_read_without_waiting_for_the_gpu(monkeypatch):
+    """Each update starts an asynchronous copy of the totals and returns the one the
+    previous update started, if it has arrived: the host never waits there. Only final()
+    waits (at the end of an epoch)."""
+    from minran.step import Progress
+    with standin.device(kernels="emulate") as gpu:
+        cupy = backend.cupy
+        stream = cupy.cuda.Stream(non_blocking=True)
+        cupy.cuda.Device().synchronize()
+        with stream:
+            totals = cupy.zeros(6)
+            progress = Progress(totals, stream)
+            start = gpu.snapshot()
+            assert progress.update() is None          # a copy started, none arrived yet
+            totals += 1
+            assert progress.update().tolist() == [0.0] * 6   # the first copy, taken before +1
+            monkeypatch.setattr(standin.Event, "done", property(lambda self: False))   # in flight
+            totals += 1
+            assert progress.update().tolist() == [0.0] * 6   # the same: nothing waited for
+            counts = gpu.since(start)
+            assert counts.host_reads == 0 and counts.synchronizations == 0
+            assert progress.final().tolist() == [2.0] * 6
+            assert gpu.since(start).host_reads == 1
