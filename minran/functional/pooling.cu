@@ -20,14 +20,14 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ out,
         for (int j = 0; j < kw; ++j) {
             int h = oh * sh + i - ph, w = ow * sw + j - pw;
             if (h < 0 || h >= H || w < 0 || w >= W) continue;
-            T value = plane[h * W + w];
+            T value = plane[(long long)h * W + w];
             if (value > best || value != value) best = value;   // NaN stays
         }
     }
     int winner = -1;
     for (int k = 0; k < kh * kw && winner < 0; ++k) {
         int h = oh * sh + k / kw - ph, w = ow * sw + k % kw - pw;
-        if (h >= 0 && h < H && w >= 0 && w < W && plane[h * W + w] == best) winner = k;
+        if (h >= 0 && h < H && w >= 0 && w < W && plane[(long long)h * W + w] == best) winner = k;
     }
     out[index] = best;
     argmax[index] = winner;
@@ -70,7 +70,7 @@ __global__ void avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ out,
     for (int i = 0; i < kh; ++i) {
         for (int j = 0; j < kw; ++j) {
             int h = oh * sh + i - ph, w = ow * sw + j - pw;
-            if (h >= 0 && h < H && w >= 0 && w < W) sum += plane[h * W + w];
+            if (h >= 0 && h < H && w >= 0 && w < W) sum += plane[(long long)h * W + w];
         }
     }
     out[index] = sum / T(kh * kw);
