@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from minran import backend
 from minran.cuda import blas
 
-from .tiers import DTYPES, tolerance
+from .tiers import DTYPES, assert_same_bits, tolerance
 
 
 @st.composite
@@ -65,7 +65,7 @@ def test_alpha_and_beta():
     a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
     out = np.ones((2, 4))
     blas.gemm(a, b, out, alpha=2.0, beta=3.0)
-    np.testing.assert_array_equal(out, 2 * a @ b + 3)
+    assert_same_bits(out, 2 * a @ b + 3, "alpha and beta")
 
 
 @pytest.mark.parametrize("a, b, out, message", [
