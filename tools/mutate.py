@@ -64,9 +64,10 @@ AREA_TESTS = {  # the tests that should catch a bug in each area, fastest first 
               "tests/test_flat_parameters.py", "tests/test_train.py"],
     # the GPU step: stand-in GPU, cuBLAS plans, flat parameters, totals, CUDA graph, launcher
     "gpu": ["tests/kernels/test_blas.py", "tests/kernels/test_step_kernels.py",
-            "tests/kernels/test_installs.py", "tests/test_flat_parameters.py",
-            "tests/test_standin.py", "tests/test_engine.py", "tests/test_behaviour_epoch_log.py",
-            "tests/test_gpu_step.py", LESSON_19],
+            "tests/kernels/test_installs.py", "tests/kernels/test_huge_launches.py",
+            "tests/test_flat_parameters.py", "tests/test_standin.py", "tests/test_behaviour_gpu.py",
+            "tests/test_engine.py", "tests/test_behaviour_epoch_log.py", "tests/test_gpu_step.py",
+            LESSON_19],
 }
 
 
@@ -581,6 +582,8 @@ MUTANTS = [
     M("spatial-norm-kernel-loop-counter-32-bit", "kernels", FN + "attention.cu",
       "for (long long i = threadIdx.x; i < HW; i += MINRAN_BLOCK) sum += map[i];",
       "for (int i = threadIdx.x; i < HW; i += MINRAN_BLOCK) sum += map[i];"),
+    M("step-kernel-row-loop-counter-32-bit", "kernels", "minran/step.cu",
+      "for (long long n = threadIdx.x; n < N;", "for (int n = threadIdx.x; n < N;"),
     M("bn-kernel-count-32-bit", "kernels", FN + "normalization.cu",
       "const long long count = (long long)N * HW;", "const long long count = N * HW;", nth=0),
     # ---- kernels: the sign of a zero (tiers.assert_same_bits) --------------------------------
@@ -849,7 +852,7 @@ def apply(text, mutant):
 def run_tests(copy, tests, timeout):
     shutil.rmtree(copy / ".hypothesis", ignore_errors=True)  # no replayed examples
     env = {**os.environ, "PYTHONPATH": str(copy), "MINRAN_HYPOTHESIS": "fast"}
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
                "--hypothesis-seed=0", *tests]
     start = time.perf_counter()
     try:
@@ -861,7 +864,8 @@ def run_tests(copy, tests, timeout):
     if done.returncode == 0:
         return "survived", "", "", seconds
     failed = [line.split(" ")[1] for line in done.stdout.splitlines() if line.startswith("FAILED ")]
-    errors = [line for line in done.stdout.splitlines() if line.startswith("ERROR ")]
+    errors = [f"{line.split(' ')[1]} (an error, not a failure)"
+              for line in done.stdout.splitlines() if line.startswith("ERROR ")]
     # the first error line pytest printed: shows a mutant that did not even build (a kernel
     # that fails to compile would be "killed" by no test at all)
     why = next((line[1:].strip() for line in done.stdout.splitlines() if line.startswith("E ")), "")

@@ -9,17 +9,19 @@ for: only the planted values and what the chosen blocks write become memory
 check, trapping), an index that wraps lands in an inaccessible zone beside the array, and
 the values read and written are checked against the same arithmetic done in NumPy.
 
-Not covered here: the kernels that give a whole block to a map or a channel (spatial
-normalisation, batch norm) loop over all of it, 2^31 values, and write as much: minutes of
-CPU and 8 GiB of memory; their loop counters are `long long` by reading (KERNELS.md).
+Not run here: the kernels that give a whole block to a map or a channel (spatial
+normalisation, batch norm, the step totals) loop over all of it, 2^31 values, and write as
+much: minutes of CPU and 8 GiB of memory. Their loop counters are held to `long long` by
+reading the source instead (the last test).
 """
 import ctypes
 import hashlib
 import mmap
 import os
+import pathlib
+import re
 import subprocess
 import tempfile
-import pathlib
 
 import numpy as np
 import pytest
@@ -315,3 +317,25 @@ def test_a_launch_beyond_cudas_grid_is_refused_in_one_line(size, monkeypatch):
     message = str(refused.value)
     assert "\n" not in message and message.startswith("relu_forward: 2,147,483,648 blocks")
     assert "2,147,483,647 a CUDA grid holds" in message
+
+
+# ---- the loops that stride a block over a whole map or channel -------------------------------
+BLOCK_STRIDED = re.compile(r"for\s*\(\s*([\w ]+?)\s+(\w+)\s*=\s*threadIdx\.x\s*;[^;]*;\s*\2\s*\+=\s*"
+                           r"MINRAN_BLOCK\s*\)")
+
+
+def test_every_block_strided_loop_counts_in_64_bits():
+    """`for (i = threadIdx.x; i < n; i += MINRAN_BLOCK)` over a map, a channel or a batch
+    of up to 2^31 - 1 values: an `int` i passes 2^31 - 1 at its last `+= 256` and wraps, and
+    the loop goes on at a negative index. A launch that shows it reads and writes 2^31 values
+    in one block (minutes, 8 GiB), so this reads the sources: every such counter is a
+    `long long`, and there are such loops to check (spatial normalisation, batch norm, the
+    step totals)."""
+    found = {}
+    for source in kernels.all_sources():
+        for path in kernels.included_files(source.path):
+            for ctype, _ in BLOCK_STRIDED.findall(path.read_text()):
+                found.setdefault(path.name, []).append(ctype)
+    assert {"attention.cu", "normalization.cu", "step.cu"} <= set(found), found
+    narrow = {name: types for name, types in found.items() if set(types) != {"long long"}}
+    assert not narrow, f"block-strided loop counters that are not long long: {narrow}"

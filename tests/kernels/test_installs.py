@@ -119,3 +119,21 @@ def test_the_launchers_number_cache_keeps_what_it_was_given():
             binder.bind((x, 1.5, True))
         with pytest.raises(kernels.KernelError, match="does not fit in int"):
             binder.bind((x, 1.5, 2 ** 40))
+
+
+def test_the_fast_binder_refuses_device_arrays_of_another_dtype_or_layout():
+    """On device arrays the launcher checks each array in one line of its written-out binder:
+    the dtype its parameter needs, and C-contiguity (a kernel indexes flat memory; a strided
+    view would be read as if it were packed). Neither may pass because the first array fit."""
+    from minran.functional import activation
+    with standin.device():
+        xp = backend.cupy
+        x = xp.zeros(8, np.float32)
+        activation.CUDA.launch("relu_forward", x, xp.empty(8, np.float32), 8, threads=8)
+        with pytest.raises(kernels.KernelError, match=r"argument 1 \(float\* y\) must have dtype "
+                                                      r"float32, got float64"):
+            activation.CUDA.launch("relu_forward", x, xp.empty(8, np.float64), 8, threads=8)
+        with pytest.raises(kernels.KernelError, match=r"argument 0 \(const float\* x\) must be "
+                                                      r"C-contiguous"):
+            activation.CUDA.launch("relu_forward", xp.zeros(16, np.float32)[::2],
+                                   xp.empty(8, np.float32), 8, threads=8)
