@@ -115,11 +115,12 @@ assert caught and "depends on the order" in caught
 # Exercises
 # 1. Put the barrier back in `racy` (inside the loop, after the `if`) and run the lesson:
 #    what does the emulator say now, and what is the total?
-# 2. In pooling.cu change `value > best` to `value >= best` and run
-#    tests/kernels/test_kernel_ops.py: nothing fails. Why not? (Which of two equal values
-#    does the first loop keep, and which loop decides who gets the gradient?) The only trace
-#    left is the sign of a zero: 0.0 and -0.0 are equal but not the same bits. Then make the
-#    second loop pick the LAST offset that equals the maximum (count k down from kh * kw - 1):
-#    which test fails now, and on which drawn inputs?
+# 2. In pooling.cu change `value >= best` to `value > best` and run
+#    tests/kernels/test_kernel_ops.py. Which of two equal values does the first loop keep
+#    now, and which loop decides who gets the gradient? The only trace left is the sign of a
+#    zero: 0.0 and -0.0 are equal but not the same bits, and the exact tests compare bits
+#    (tiers.assert_same_bits). Which test fails, and on which drawn inputs? Then put `>=`
+#    back and make the second loop pick the LAST offset that equals the maximum (count k
+#    down from kh * kw - 1): which test fails now?
 # 3. avg_pool2d_backward is a gather too. For a 3x3 window with stride 2, at most how many
 #    windows can cover one input pixel? Count them in the kernel's two loops.

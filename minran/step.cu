@@ -14,7 +14,7 @@ __global__ void step_totals(const T* __restrict__ loss, const T* __restrict__ lo
                             const long long* __restrict__ labels, double* __restrict__ totals,
                             int N, int K) {
     long long correct = 0;
-    for (int n = threadIdx.x; n < N; n += MINRAN_BLOCK) {
+    for (long long n = threadIdx.x; n < N; n += MINRAN_BLOCK) {
         const T* z = logits + (long long)n * K;
         int best = 0;
         T top = z[0];

@@ -194,4 +194,8 @@ def test_emulator_orders_nested_restore_each_outer_choice():
             with emulator.orders("sideways"):
                 pass
         assert emulator._orders == ("reverse",)
+        with pytest.raises(RuntimeError):
+            with emulator.orders("shuffled"):
+                raise RuntimeError("inside")
+        assert emulator._orders == ("reverse",)
     assert emulator._orders == emulator.ORDERS

@@ -2,6 +2,8 @@
 shape, wrong dtype, under strict and non-strict rules) and an optimiser's momentum. A load
 is either whole or refused, and a refused load leaves the model (or optimiser) exactly as it
 was, whatever order the bad entry comes in."""
+import re
+
 import numpy as np
 import pytest
 
@@ -159,18 +161,47 @@ def assert_optimizer_unchanged(opt, before):
 
 @pytest.mark.parametrize("index", [0, 2, 4])
 def test_momentum_of_the_wrong_shape_is_refused_and_changes_nothing(index):
-    """A (1,)-shaped buffer would broadcast over a whole parameter at the next step, and a
-    longer one fail there: neither may be taken, and nothing else either."""
+    """A (1,)-shaped buffer would broadcast over a whole parameter at the next step, a longer
+    one fail there, and one of the right size in another shape (a transposed weight's) would
+    be taken in the wrong order: none may be taken, and nothing else either."""
     _, opt = stepped_optimizer()
     before = optimizer_snapshot(opt)
-    for wrong in (np.zeros(1, np.float32), np.zeros(before["buffers"][index].size + 1, np.float32)):
+    shape = before["buffers"][index].shape
+    other = shape[::-1] if len(shape) > 1 else shape + (1,)
+    for wrong in (np.zeros(1, np.float32), np.zeros(before["buffers"][index].size + 1, np.float32),
+                  np.zeros(other, np.float32)):
         state = optimizer_snapshot(opt)
         state["lr"], state["momentum"] = 0.5, 0.5
         state["buffers"] = [b + 1 for b in state["buffers"]]
         state["buffers"][index] = wrong
-        with pytest.raises(ValueError, match=rf"momentum buffer {index} has shape \(\d+,?\)"):
+        with pytest.raises(ValueError, match=rf"momentum buffer {index} has shape "
+                                             rf"{re.escape(str(wrong.shape))}"):
             opt.load_state_dict(state)
         assert_optimizer_unchanged(opt, before)
+
+
+def test_a_state_loaded_into_an_optimiser_that_has_stepped_replaces_its_momentum():
+    """Going back to an earlier state (a checkpoint) in the same run: the optimiser's momentum,
+    by then one flat buffer, must become the state's, and the steps from there be the ones
+    the optimiser took from that state the first time."""
+    m, opt = stepped_optimizer()
+    state, weights = optimizer_snapshot(opt), m.state_dict()
+    grads = [np.random.default_rng(i).standard_normal(p.shape).astype(np.float32)
+             for i, p in enumerate(m.parameters())]
+
+    def step():
+        for p, g in zip(m.parameters(), grads):
+            p.grad = Tensor(g.copy())
+        opt.step()
+        return [p.data.copy() for p in m.parameters()]
+    first = step()
+    step()   # the momentum moves on
+    m.load_state_dict(weights)
+    opt.load_state_dict(state)
+    for a, b in zip(opt.state_dict()["buffers"], state["buffers"]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(step(), first):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_an_optimiser_state_round_trips_and_steps_as_the_original_does():

@@ -67,17 +67,24 @@ def _reference_sgd(p, grads, lr, momentum, nesterov, wd):
     return p
 
 
+# flat=False: the update parameter by parameter, which SGD also takes when its parameters
+# cannot share one buffer (mixed dtypes or devices) or were moved after it was made.
+@pytest.mark.parametrize("flat", [True, False])
 @pytest.mark.parametrize("momentum, nesterov, wd", [(0, False, 0), (0.9, False, 0),
                                                     (0.9, True, 1e-4), (0.5, True, 0.1)])
-def test_sgd_matches_the_reference_rule(momentum, nesterov, wd):
+def test_sgd_matches_the_reference_rule(momentum, nesterov, wd, flat):
     p = nn.Parameter(np.array([1.0, -2.0]))
-    opt = optim.SGD([p], lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    opt = optim.SGD([p], lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd,
+                    flat=flat)
     grads = [np.array([0.5, 1.0]), np.array([-1.0, 0.25]), np.array([2.0, 2.0])]
+    given = [g.copy() for g in grads]
     for g in grads:
         p.grad = Tensor(g)
         opt.step()
-    expected = _reference_sgd(np.array([1.0, -2.0]), grads, 0.1, momentum, nesterov, wd)
+    expected = _reference_sgd(np.array([1.0, -2.0]), given, 0.1, momentum, nesterov, wd)
     np.testing.assert_allclose(p.data, expected)
+    for g, before in zip(grads, given):   # the caller's gradients are not the momentum's
+        np.testing.assert_array_equal(g, before)
 
 
 def test_sgd_state_round_trip_and_errors():
@@ -97,27 +104,30 @@ def test_sgd_state_round_trip_and_errors():
         optim.SGD([], lr=0.1)
 
 
-def _after_one_momentum_step():
+def _after_one_momentum_step(flat=True):
     """An SGD with momentum after one step, its state_dict, and a copy of that state's buffer."""
     p = nn.Parameter(np.ones(2))
-    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, flat=flat)
     p.grad = Tensor(np.ones(2))
     opt.step()
     state = opt.state_dict()
     return opt, state, state["buffers"][0].copy()
 
 
-def test_sgd_state_dict_is_a_snapshot():
+@pytest.mark.parametrize("flat", [True, False])
+def test_sgd_state_dict_is_a_snapshot(flat):
     # A checkpoint is the state at one moment: later steps must not reach into it.
-    opt, state, saved = _after_one_momentum_step()
+    opt, state, saved = _after_one_momentum_step(flat)
     opt.step()
     np.testing.assert_array_equal(state["buffers"][0], saved)
 
 
-def test_sgd_loaded_from_one_state_do_not_share_momentum():
-    _, state, saved = _after_one_momentum_step()
+@pytest.mark.parametrize("flat", [True, False])
+def test_sgd_loaded_from_one_state_do_not_share_momentum(flat):
+    _, state, saved = _after_one_momentum_step(flat)
     a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
-    opt_a, opt_b = optim.SGD([a], lr=0.1, momentum=0.9), optim.SGD([b], lr=0.1, momentum=0.9)
+    opt_a = optim.SGD([a], lr=0.1, momentum=0.9, flat=flat)
+    opt_b = optim.SGD([b], lr=0.1, momentum=0.9, flat=flat)
     opt_a.load_state_dict(state)
     opt_b.load_state_dict(state)
     a.grad = Tensor(np.ones(2))

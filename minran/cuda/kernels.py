@@ -36,6 +36,7 @@ import numpy as np
 from .. import backend
 
 BLOCK = 256   # threads per block for every launch; the kernels see it as MINRAN_BLOCK
+MAX_BLOCKS = 2**31 - 1   # CUDA's grid: at most this many blocks along x
 _BLOCK_SHAPE = (BLOCK,)
 MODES = ("auto", "off", "emulate")
 # The element types each kernel is instantiated for, and the C types a parameter may have.
@@ -258,6 +259,9 @@ class Source:
         values = binder.bind(args)
         if blocks is None:
             blocks = -(-threads // BLOCK)
+        if blocks > MAX_BLOCKS:
+            raise KernelError(f"{name}: {blocks:,} blocks of {BLOCK} threads, more than the "
+                              f"{MAX_BLOCKS:,} a CUDA grid holds; split the work into launches")
         if blocks == 0:
             return   # nothing to do (an empty batch): CUDA rejects an empty grid
         binder.function()((int(blocks),), _BLOCK_SHAPE, values)

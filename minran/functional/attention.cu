@@ -62,12 +62,13 @@ __global__ void spatial_normalize_forward(const T* __restrict__ x, T* __restrict
                                           T* __restrict__ inv_std, int HW, T eps) {
     const T* map = x + (long long)blockIdx.x * HW;
     T sum = T(0);
-    for (int i = threadIdx.x; i < HW; i += MINRAN_BLOCK) sum += map[i];
+    for (long long i = threadIdx.x; i < HW; i += MINRAN_BLOCK) sum += map[i];
     T mean = block_sum(sum) / T(HW);
     T squares = T(0);
-    for (int i = threadIdx.x; i < HW; i += MINRAN_BLOCK) squares += (map[i] - mean) * (map[i] - mean);
+    for (long long i = threadIdx.x; i < HW; i += MINRAN_BLOCK)
+        squares += (map[i] - mean) * (map[i] - mean);
     T scale = T(1) / sqrt(block_sum(squares) / T(HW) + eps);
-    for (int i = threadIdx.x; i < HW; i += MINRAN_BLOCK)
+    for (long long i = threadIdx.x; i < HW; i += MINRAN_BLOCK)
         y[(long long)blockIdx.x * HW + i] = (map[i] - mean) * scale;
     if (threadIdx.x == 0) inv_std[blockIdx.x] = scale;
 }
@@ -80,11 +81,11 @@ __global__ void spatial_normalize_backward(const T* __restrict__ g, const T* __r
                                            int HW) {
     const long long first = (long long)blockIdx.x * HW;
     T g_sum = T(0), gy_sum = T(0);
-    for (int i = threadIdx.x; i < HW; i += MINRAN_BLOCK) {
+    for (long long i = threadIdx.x; i < HW; i += MINRAN_BLOCK) {
         g_sum += g[first + i];
         gy_sum += g[first + i] * y[first + i];
     }
     T g_mean = block_sum(g_sum) / T(HW), gy_mean = block_sum(gy_sum) / T(HW);
-    for (int i = threadIdx.x; i < HW; i += MINRAN_BLOCK)
+    for (long long i = threadIdx.x; i < HW; i += MINRAN_BLOCK)
         gx[first + i] = inv_std[blockIdx.x] * (g[first + i] - g_mean - y[first + i] * gy_mean);
 }

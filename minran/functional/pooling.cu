@@ -3,7 +3,8 @@
 #include "common.cuh"
 
 // One thread per output pixel: the window's maximum (padding never counts; a NaN in the
-// window makes it NaN, as np.maximum does), then which offset k first holds that maximum,
+// window makes it NaN, and of equal values the later is kept, as np.maximum(best, value)
+// keeps them: 0.0 then -0.0 gives -0.0), then which offset k first holds that maximum,
 // in row order, as pooling.py's backward finds it: that input gets the gradient. A NaN
 // window has no winner (k = -1), since NaN equals nothing.
 template <typename T>
@@ -20,14 +21,14 @@ __global__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ out,
         for (int j = 0; j < kw; ++j) {
             int h = oh * sh + i - ph, w = ow * sw + j - pw;
             if (h < 0 || h >= H || w < 0 || w >= W) continue;
-            T value = plane[h * W + w];
-            if (value > best || value != value) best = value;   // NaN stays
+            T value = plane[(long long)h * W + w];
+            if (value >= best || value != value) best = value;   // NaN stays
         }
     }
     int winner = -1;
     for (int k = 0; k < kh * kw && winner < 0; ++k) {
         int h = oh * sh + k / kw - ph, w = ow * sw + k % kw - pw;
-        if (h >= 0 && h < H && w >= 0 && w < W && plane[h * W + w] == best) winner = k;
+        if (h >= 0 && h < H && w >= 0 && w < W && plane[(long long)h * W + w] == best) winner = k;
     }
     out[index] = best;
     argmax[index] = winner;
@@ -70,7 +71,7 @@ __global__ void avg_pool2d_forward(const T* __restrict__ x, T* __restrict__ out,
     for (int i = 0; i < kh; ++i) {
         for (int j = 0; j < kw; ++j) {
             int h = oh * sh + i - ph, w = ow * sw + j - pw;
-            if (h >= 0 && h < H && w >= 0 && w < W) sum += plane[h * W + w];
+            if (h >= 0 && h < H && w >= 0 && w < W) sum += plane[(long long)h * W + w];
         }
     }
     out[index] = sum / T(kh * kw);

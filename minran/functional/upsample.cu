@@ -47,8 +47,8 @@ __global__ void upsample_bilinear_forward(const T* __restrict__ x, T* __restrict
     const T* plane = x + index / ((long long)Wo * Ho) * H * W;
     Taps ty = taps(oy, H, scale_y, align_corners), tx = taps(ox, W, scale_x, align_corners);
     T wy1 = T(ty.frac), wy0 = T(1.0 - ty.frac), wx1 = T(tx.frac), wx0 = T(1.0 - tx.frac);
-    const T* row0 = plane + ty.i0 * W;
-    const T* row1 = plane + ty.i1 * W;
+    const T* row0 = plane + (long long)ty.i0 * W;
+    const T* row1 = plane + (long long)ty.i1 * W;
     out[index] = wy0 * (wx0 * row0[tx.i0] + wx1 * row0[tx.i1]) +
                  wy1 * (wx0 * row1[tx.i0] + wx1 * row1[tx.i1]);
 }
@@ -74,7 +74,7 @@ __global__ void upsample_bilinear_backward(const T* __restrict__ g, T* __restric
         for (int ox = ox0; ox < Wo; ++ox) {
             Taps tx = taps(ox, W, scale_x, align_corners);
             if (tx.i0 > ix) break;
-            sum += wy * weight<T>(tx, ix) * plane[oy * Wo + ox];
+            sum += wy * weight<T>(tx, ix) * plane[(long long)oy * Wo + ox];
         }
     }
     gx[index] = sum;

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from minran import backend
 from minran.cuda import blas
 
-from .tiers import DTYPES, tolerance
+from .tiers import DTYPES, assert_same_bits, tolerance
 
 
 @st.composite
@@ -61,11 +61,26 @@ def test_a_known_plan():
     assert (call.transa, call.transb, call.lda, call.ldb) == (blas.OP_T, blas.OP_T, 2, 3)
 
 
+def test_an_operand_with_a_batch_of_one_is_shared_by_every_item():
+    """(1, M, K) against (B, K, N): the single matrix is every item's (a stride of 0), as a
+    2-D operand is; its own batch stride would take item i from past its end."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((1, 3, 4)), rng.standard_normal((6, 4, 2))
+    assert blas.plan(a, b, np.zeros((6, 3, 2))).stride_b == 0   # cuBLAS's B is our a
+    out = np.full((6, 3, 2), np.nan)
+    blas.gemm(a, b, out)
+    np.testing.assert_allclose(out, np.matmul(a, b), **tolerance(np.float64))
+    out = np.full((6, 2, 3), np.nan)
+    blas.gemm(b, a, out, trans_a=True, trans_b=True)
+    np.testing.assert_allclose(out, np.matmul(b.transpose(0, 2, 1), a.transpose(0, 2, 1)),
+                               **tolerance(np.float64))
+
+
 def test_alpha_and_beta():
     a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
     out = np.ones((2, 4))
     blas.gemm(a, b, out, alpha=2.0, beta=3.0)
-    np.testing.assert_array_equal(out, 2 * a @ b + 3)
+    assert_same_bits(out, 2 * a @ b + 3, "alpha and beta")
 
 
 @pytest.mark.parametrize("a, b, out, message", [

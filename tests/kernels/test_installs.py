@@ -139,3 +139,21 @@ def test_train_cifar_stops_in_one_line_when_cupy_cannot_compile(monkeypatch, cap
                               "kernels (RuntimeError: nvrtc: error: failed to open "
                               "cuda_fp16.h);")
     assert "\n" not in message and not (tmp_path / "run").exists()
+
+
+def test_the_fast_binder_refuses_device_arrays_of_another_dtype_or_layout():
+    """On device arrays the launcher checks each array in one line of its written-out binder:
+    the dtype its parameter needs, and C-contiguity (a kernel indexes flat memory; a strided
+    view would be read as if it were packed). Neither may pass because the first array fit."""
+    from minran.functional import activation
+    with standin.device():
+        xp = backend.cupy
+        x = xp.zeros(8, np.float32)
+        activation.CUDA.launch("relu_forward", x, xp.empty(8, np.float32), 8, threads=8)
+        with pytest.raises(kernels.KernelError, match=r"argument 1 \(float\* y\) must have dtype "
+                                                      r"float32, got float64"):
+            activation.CUDA.launch("relu_forward", x, xp.empty(8, np.float64), 8, threads=8)
+        with pytest.raises(kernels.KernelError, match=r"argument 0 \(const float\* x\) must be "
+                                                      r"C-contiguous"):
+            activation.CUDA.launch("relu_forward", xp.zeros(16, np.float32)[::2],
+                                   xp.empty(8, np.float32), 8, threads=8)

@@ -4,7 +4,8 @@ Each test runs on every tier in TIERS (the emulator on the CPU; the GPU when the
 Shapes are drawn with rectangular kernels, unequal strides and paddings, non-square and
 odd sizes, one-element edges, and totals that are not multiples of the block size (and
 span several blocks). Max pooling, im2col/col2im, average pooling, ReLU and the attention
-combine must agree exactly; the rest to rounding.
+combine must agree exactly, bit for bit (a zero's sign included: tiers.assert_same_bits);
+the rest to rounding.
 """
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from minran import Tensor, backend
 from minran.cuda import kernels
 from minran.optim import SGD
 
-from .tiers import DTYPES, TIERS, assert_twins_agree, on, tolerance
+from .tiers import DTYPES, TIERS, assert_same_bits, assert_twins_agree, on, tolerance
 
 seeds = st.integers(0, 2**16)
 dtypes = st.sampled_from(DTYPES)
@@ -40,10 +41,16 @@ def windows(draw, pooling):
 
 
 def with_ties(shape, seed, dtype, ties):
-    """Small integers when `ties` (so windows hold equal maxima), else normal values."""
-    if ties:
-        return np.random.default_rng(seed).integers(-2, 3, shape).astype(dtype)
-    return normal(shape, seed, dtype)
+    """Small integers when `ties` (so windows hold equal maxima), else normal values; with
+    ties="signed zeros", about half of the zeros are -0.0 (so windows hold 0.0 and -0.0 in
+    either order, and ReLU sees both)."""
+    if not ties:
+        return normal(shape, seed, dtype)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    if ties == "signed zeros":
+        x[(x == 0) & (rng.random(shape) < 0.5)] = -0.0
+    return x
 
 
 def with_specials(x, seed):
@@ -57,18 +64,18 @@ def with_specials(x, seed):
 
 # ---- convolution ---------------------------------------------------------------------------
 @pytest.mark.parametrize("tier", TIERS)
-@given(windows(pooling=False), seeds, dtypes)
-def test_im2col_and_col2im_exact(tier, window, seed, dtype):
+@given(windows(pooling=False), st.sampled_from([False, "signed zeros"]), seeds, dtypes)
+def test_im2col_and_col2im_exact(tier, window, ties, seed, dtype):
     shape, kernel, stride, padding = window
-    x = normal(shape, seed, dtype)
+    x = with_ties(shape, seed, dtype, ties)
     with on("numpy"):
         cols = F.im2col(x, kernel, stride, padding)
         back = F.col2im(cols, shape, kernel, stride, padding)
     with on(tier) as put:
         got_cols = backend.to_numpy(F.im2col(put(x), kernel, stride, padding))
         got_back = backend.to_numpy(F.col2im(put(cols), shape, kernel, stride, padding))
-    np.testing.assert_array_equal(got_cols, cols)
-    np.testing.assert_array_equal(got_back, back)
+    assert_same_bits(got_cols, cols, "im2col")
+    assert_same_bits(got_back, back, "col2im")
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -84,10 +91,12 @@ def test_conv2d(tier, window, out_channels, bias, seed, dtype):
 
 # ---- pooling -------------------------------------------------------------------------------
 @pytest.mark.parametrize("tier", TIERS)
-@given(windows(pooling=True), st.booleans(), st.booleans(), seeds, dtypes)
+@given(windows(pooling=True), st.sampled_from([False, True, "signed zeros"]), st.booleans(),
+       seeds, dtypes)
 def test_max_pool2d_exact(tier, window, ties, specials, seed, dtype):
     """Ties go to the first maximum in row order; NaN propagates and its window passes no
-    gradient back; a window of -inf values still sends its gradient to the first of them."""
+    gradient back; a window of -inf values still sends its gradient to the first of them; a
+    window whose maximum is zero, held as 0.0 and -0.0, gives the zero np.maximum gives."""
     shape, kernel, stride, padding = window
     x = with_ties(shape, seed, dtype, ties)
     if specials:
@@ -97,11 +106,11 @@ def test_max_pool2d_exact(tier, window, ties, specials, seed, dtype):
 
 
 @pytest.mark.parametrize("tier", TIERS)
-@given(windows(pooling=True), seeds, dtypes)
-def test_avg_pool2d_exact(tier, window, seed, dtype):
+@given(windows(pooling=True), st.sampled_from([False, "signed zeros"]), seeds, dtypes)
+def test_avg_pool2d_exact(tier, window, ties, seed, dtype):
     shape, kernel, stride, padding = window
     assert_twins_agree(tier, lambda x: F.avg_pool2d(x, kernel, stride, padding),
-                       [normal(shape, seed, dtype)], exact=True, seed=seed)
+                       [with_ties(shape, seed, dtype, ties)], exact=True, seed=seed)
 
 
 # ---- upsampling ----------------------------------------------------------------------------
@@ -145,9 +154,9 @@ maps = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 9), st.int
 
 
 @pytest.mark.parametrize("tier", TIERS)
-@given(shapes, seeds, dtypes)
-def test_relu_exact(tier, shape, seed, dtype):
-    assert_twins_agree(tier, F.relu, [with_ties(shape, seed, dtype, True)], exact=True, seed=seed)
+@given(shapes, st.sampled_from([True, "signed zeros"]), seeds, dtypes)
+def test_relu_exact(tier, shape, ties, seed, dtype):
+    assert_twins_agree(tier, F.relu, [with_ties(shape, seed, dtype, ties)], exact=True, seed=seed)
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -158,9 +167,11 @@ def test_sigmoid(tier, shape, seed, dtype):
 
 
 @pytest.mark.parametrize("tier", TIERS)
-@given(shapes, st.booleans(), seeds, dtypes)
-def test_attention_combine_exact(tier, shape, residual, seed, dtype):
-    m, t = normal(shape, seed, dtype), normal(shape, seed + 1, dtype)
+@given(shapes, st.booleans(), st.sampled_from([False, "signed zeros"]), seeds, dtypes)
+def test_attention_combine_exact(tier, shape, residual, ties, seed, dtype):
+    m, t = with_ties(shape, seed, dtype, ties), with_ties(shape, seed + 1, dtype, ties)
+    if ties:
+        m[np.abs(m) == 1] = -1.0   # (1 + m) * t: zero times a signed t
     assert_twins_agree(tier, lambda m, t: F.attention_combine(m, t, residual), [m, t],
                        exact=True, seed=seed)
 
@@ -295,3 +306,38 @@ def test_an_ill_conditioned_draw_still_catches_a_kernel_that_is_off():
         return y * Tensor(np.asarray(1.001 if kernels.active(t.data) else 1.0, dtype=t.dtype))
     with pytest.raises(AssertionError, match="from the float64 answer"):
         assert_twins_agree("emulated", off, [x], seed=100)
+
+
+def test_exact_means_the_same_bits():
+    """The exact comparison tells 0.0 from -0.0 (np.testing.assert_array_equal does not) and a
+    NaN from a number, and lets NaNs of any payload or sign meet."""
+    zeros, signed = np.array([0.0, 1.0], np.float32), np.array([-0.0, 1.0], np.float32)
+    np.testing.assert_array_equal(zeros, signed)   # the blind spot
+    with pytest.raises(AssertionError, match=r"(?s)1 of 2 elements differ.*at \(0,\).*-0\.0"):
+        assert_same_bits(zeros, signed)
+    quiet, other = np.float64(np.nan), np.array([0x7FF0000000000001], np.uint64).view(np.float64)
+    assert_same_bits(np.array([quiet, 2.0]), np.array([-other[0], 2.0]))
+    with pytest.raises(AssertionError, match="differ in their bits"):
+        assert_same_bits(np.array([np.nan]), np.array([0.0]))
+    with pytest.raises(AssertionError, match="differ in their bits"):
+        assert_same_bits(np.array([3], np.int32), np.array([4], np.int32))
+
+
+@pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_zero_keeps_the_sign_numpy_gives_it(tier, dtype):
+    """Windows holding 0.0 then -0.0, and -0.0 then 0.0: of equal values max pooling keeps the
+    later, as np.maximum(best, value) does; ReLU makes -0.0 into 0.0, and its gradient where
+    x <= 0 is g times 0, -0.0 for a negative g. Both twins, bit for bit."""
+    x = np.array([0.0, -0.0, -0.0, 0.0, -0.0, -0.0], dtype).reshape(1, 1, 6, 1)
+    pool = lambda t: F.max_pool2d(t, (2, 1))   # noqa: E731
+    assert_twins_agree(tier, pool, [x], exact=True)
+    assert_twins_agree(tier, F.relu, [x.reshape(-1)], exact=True)
+    with on(tier) as put:
+        pooled = backend.to_numpy(pool(Tensor(put(x))).data).reshape(-1)
+        t = Tensor(put(x.reshape(-1)), requires_grad=True)
+        y = F.relu(t)
+        y.backward(put(-np.ones(6, dtype)))
+        relu, grad = backend.to_numpy(y.data), backend.to_numpy(t.grad.data)
+    np.testing.assert_array_equal(np.signbit(pooled), [True, False, True])
+    assert not np.signbit(relu).any() and np.signbit(grad).all()

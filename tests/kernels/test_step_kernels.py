@@ -9,7 +9,7 @@ import minran.functional as F
 from minran import Tensor, backend
 from minran.step import add_to_totals
 
-from .tiers import DTYPES, TIERS, assert_twins_agree, on
+from .tiers import DTYPES, TIERS, assert_same_bits, assert_twins_agree, on
 
 seeds = st.integers(0, 2**16)
 
@@ -18,10 +18,11 @@ seeds = st.integers(0, 2**16)
 @given(st.integers(1, 600), st.integers(1, 12), st.sampled_from(["normal", "ties", "nan row"]),
        st.sampled_from([1.5, np.nan, np.inf]), seeds, st.sampled_from(DTYPES))
 def test_step_totals(tier, N, K, logits_kind, second_loss, seed, dtype):
-    """Two steps added into the totals: correct predictions as NumPy's argmax counts them (the
-    first largest logit, a row's first NaN), the loss times the batch size, the images, and
-    the first step whose loss is not a finite number, with that loss. More rows than a block
-    has threads, so each thread loops over several."""
+    """Three steps added into the totals: correct predictions as NumPy's argmax counts them
+    (the first largest logit, a row's first NaN), the loss times the batch size, the images,
+    and the first step whose loss is not a finite number, with that loss (a later one, NaN
+    at the third step, does not replace it). More rows than a block has threads, so each
+    thread loops over several."""
     rng = np.random.default_rng(seed)
     logits = (rng.integers(-1, 2, (N, K)) if logits_kind == "ties"
               else rng.standard_normal((N, K))).astype(dtype)
@@ -32,13 +33,16 @@ def test_step_totals(tier, N, K, logits_kind, second_loss, seed, dtype):
     for where in (tier, "numpy"):
         with on(where) as put:
             totals = put(np.array([0, 0, 0, 7, -1, 0], dtype=np.float64))
-            for loss in (np.asarray(0.75, dtype), np.asarray(second_loss, dtype)):
+            for loss in (np.asarray(0.75, dtype), np.asarray(second_loss, dtype),
+                         np.asarray(np.nan, dtype)):
                 add_to_totals(totals, put(loss), put(logits), put(labels))
             results[where] = backend.to_numpy(totals)
     want = results["numpy"]
-    assert want[1] == 2 * (np.argmax(logits, axis=1) == labels).sum() and want[2] == 2 * N
-    assert want[3] == 9 and want[4] == (-1 if np.isfinite(second_loss) else 8)
-    np.testing.assert_array_equal(results[tier], want)
+    assert want[1] == 3 * (np.argmax(logits, axis=1) == labels).sum() and want[2] == 3 * N
+    first_bad = 9 if np.isfinite(second_loss) else 8
+    assert want[3] == 10 and want[4] == first_bad
+    np.testing.assert_equal(want[5], np.nan if first_bad == 9 else second_loss)   # NaN == NaN
+    assert_same_bits(results[tier], want, f"totals on {tier}")
 
 
 @pytest.mark.parametrize("tier", TIERS)

@@ -48,6 +48,25 @@ def tolerance(dtype):
 AS_ACCURATE_WITHIN = 4
 
 
+def assert_same_bits(got, want, err_msg=""):
+    """Exact agreement, judged by the bits: 0.0 and -0.0 differ (np.testing.assert_array_equal
+    takes them as equal, and a kernel that gets the sign of a zero wrong would pass it); a NaN
+    must meet a NaN, whose payload and sign may differ (no two compilers promise those)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape, (
+        f"{err_msg}: {got.dtype} {got.shape} against {want.dtype} {want.shape}")
+    if got.dtype.kind == "f":
+        bits = np.dtype(f"u{got.itemsize}")
+        differ = (got.view(bits) != want.view(bits)) & ~(np.isnan(got) & np.isnan(want))
+    else:
+        differ = got != want
+    if differ.any():
+        shown = [f"  at {tuple(int(i) for i in where)}: {got[tuple(where)]!r} against "
+                 f"{want[tuple(where)]!r}" for where in np.argwhere(differ)[:5]]
+        raise AssertionError(f"{err_msg}: {int(differ.sum())} of {got.size} elements differ in "
+                             f"their bits (got against wanted)\n" + "\n".join(shown))
+
+
 def assert_twins_agree(tier, fn, inputs, exact=False, seed=0):
     got = forward_backward(tier, fn, inputs, seed)
     want = forward_backward("numpy", fn, inputs, seed)
@@ -56,7 +75,7 @@ def assert_twins_agree(tier, fn, inputs, exact=False, seed=0):
     for i, (name, g, w) in enumerate(zip(names, got, want)):
         assert g.dtype == w.dtype and g.shape == w.shape, name
         if exact:
-            np.testing.assert_array_equal(g, w, err_msg=f"{name} on {tier}")
+            assert_same_bits(g, w, err_msg=f"{name} on {tier}")
         elif g.dtype == np.float32 and not np.allclose(g, w, **tolerance(g.dtype)):
             # Some draws are ill-conditioned: a map whose spread is tiny beside its mean (one
             # drawn channel's three values were 4.403, 4.410, 4.490), a sum that cancels.
