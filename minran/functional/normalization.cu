@@ -53,7 +53,7 @@ __global__ void batch_norm_forward_training(const T* __restrict__ x, const T* __
     for (long long k = threadIdx.x; k < count; k += MINRAN_BLOCK) {
         long long i = channel_offset(k, c, C, HW);
         T y = x[i] * a + b;
-        out[i] = relu && y < T(0) ? T(0) : y;
+        out[i] = relu && y <= T(0) ? T(0) : y;   // -0.0 becomes 0.0, as np.maximum(y, 0)
     }
 }
 
@@ -68,13 +68,14 @@ __global__ void batch_norm_forward(const T* __restrict__ x, const T* __restrict_
     if (i >= n) return;
     int c = (int)(i / HW % C);
     T y = (x[i] - mean[c]) * inv_std[c] * weight[c] + bias[c];
-    out[i] = relu && y < T(0) ? T(0) : y;
+    out[i] = relu && y <= T(0) ? T(0) : y;
 }
 
-// The gradient reaching the normalisation: g, or g where the fused ReLU's output was > 0.
+// The gradient reaching the normalisation: g, or g where the fused ReLU's output was > 0,
+// written as the NumPy twin's product g * (out > 0) (so a negative g gives -0.0, a NaN NaN).
 template <typename T>
 __device__ __forceinline__ T through_relu(const T* g, const T* out, long long i, int relu) {
-    return relu && !(out[i] > T(0)) ? T(0) : g[i];
+    return relu ? g[i] * (out[i] > T(0) ? T(1) : T(0)) : g[i];
 }
 
 // One block per channel. First sum(gr) and sum(gr * xhat), the bias and weight gradients
