@@ -379,6 +379,24 @@ def _scalar(kernel, index, ctype, value):
     return np.array([value], dtype=wanted)
 
 
+def guarded_mapping(data_bytes, guard_bytes):
+    """Address space for guard + data + guard bytes: the guards inaccessible, so a stray read or
+    write is a SIGSEGV rather than a plausible number, and the data readable and writable. Costs
+    memory only where written. The base address, or None when the system refuses."""
+    size = guard_bytes + data_bytes + guard_bytes
+    base = _libc.mmap(None, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    if base is None or base == ctypes.c_void_p(-1).value:
+        return None
+    if data_bytes and _libc.mprotect(base + guard_bytes, data_bytes, PROT_READ | PROT_WRITE):
+        _libc.munmap(base, size)
+        return None
+    return base
+
+
+def unmap(base, size):
+    _libc.munmap(base, size)
+
+
 class _Placed:
     """One array's copy in its own mapping, between GUARD bytes of inaccessible pages."""
 
@@ -387,13 +405,10 @@ class _Placed:
         self.nbytes = array.nbytes
         self.data_bytes = -(-self.nbytes // PAGE) * PAGE
         self.size = GUARD + self.data_bytes + GUARD
-        base = _libc.mmap(None, self.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                          -1, 0)
-        if base is None or base == ctypes.c_void_p(-1).value:
+        base = guarded_mapping(self.data_bytes, GUARD)
+        if base is None:
             raise EmulatorError(f"{kernel}: could not map {self.size} bytes for argument {index}")
         self.base = base
-        if self.data_bytes:
-            _libc.mprotect(base + GUARD, self.data_bytes, PROT_READ | PROT_WRITE)
         self.lo = base + GUARD + self.data_bytes - self.nbytes   # ends against the guard
         self.bytes = (np.ctypeslib.as_array((ctypes.c_ubyte * self.nbytes).from_address(self.lo))
                       if self.nbytes else np.zeros(0, np.uint8))
@@ -407,7 +422,7 @@ class _Placed:
 
     def release(self):
         self.bytes = None
-        _libc.munmap(self.base, self.size)
+        unmap(self.base, self.size)
 
 
 class _Arrays:

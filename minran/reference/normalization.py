@@ -7,9 +7,12 @@ slice by slice of the batch on every core; its CUDA twin does the same per threa
 import numpy as np
 
 
-def _per_channel(a, c):
-    """All the values of channel c, of (N, C) or (N, C, H, W) input, as one flat array."""
-    return a[:, c].reshape(-1)
+def _batch_statistics(x, c):
+    """Channel c's mean, biased variance and count, over the batch (and the map, for
+    (N, C, H, W) input)."""
+    v = x[:, c].reshape(-1)
+    mean = v.sum() / v.size
+    return mean, ((v - mean) ** 2).sum() / v.size, v.size
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5,
@@ -21,11 +24,8 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum=0.
     out = np.zeros(x.shape, dtype=x.dtype)
     C = x.shape[1]
     for c in range(C):
-        v = _per_channel(x, c)
-        n = v.size
         if training:
-            mean = v.sum() / n
-            var = ((v - mean) ** 2).sum() / n
+            mean, var, n = _batch_statistics(x, c)
             if running_mean is not None:
                 running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean
             if running_var is not None:
@@ -53,11 +53,8 @@ def batch_norm_backward(g, x, weight, bias, training, running_mean=None, running
     C = x.shape[1]
     gw, gb = np.zeros(C, dtype=x.dtype), np.zeros(C, dtype=x.dtype)
     for c in range(C):
-        v = _per_channel(x, c)
-        n = v.size
         if training:
-            mean = v.sum() / n
-            var = ((v - mean) ** 2).sum() / n
+            mean, var, n = _batch_statistics(x, c)
         else:
             mean, var = running_mean[c], running_var[c]
         std = np.sqrt(var + eps)

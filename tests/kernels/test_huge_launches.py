@@ -46,14 +46,6 @@ CTYPES = {"int": ctypes.c_int, "long long": ctypes.c_longlong, "unsigned int": c
 SIGNALS = {4: "an int overflowed (SIGILL from the signed-overflow check)",
            11: "an access outside every array (SIGSEGV in a guard zone)", 7: "SIGBUS"}
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_long]
-_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)   # Linux's values
-PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +85,12 @@ class Sparse:
         data = -(-self.nbytes // page) * page
         self.guard = -(-(2**31 + 1) * dtype.itemsize // page) * page
         self.size = 2 * self.guard + data
-        base = _libc.mmap(None, self.size, PROT_NONE,
-                          mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        if base is None or base == ctypes.c_void_p(-1).value:
+        base = emulator.guarded_mapping(data, self.guard)
+        if base is None:
             pytest.fail(f"could not reserve {self.size / 2**30:.0f} GiB of address space "
                         f"(errno {ctypes.get_errno()}): this test needs the kernel to allow "
                         f"MAP_NORESERVE mappings (vm.overcommit_memory 0 or 1)", pytrace=False)
         self.base = base
-        assert _libc.mprotect(base + self.guard, data, PROT_READ | PROT_WRITE) == 0
         self.address = base + self.guard + data - self.nbytes   # flush against the far guard
 
         class View:
@@ -110,7 +100,7 @@ class Sparse:
 
     def release(self):
         self.array = None
-        _libc.munmap(self.base, self.size)
+        emulator.unmap(self.base, self.size)
 
 
 @pytest.fixture
