@@ -121,7 +121,7 @@ class SGD:
     def _update_cuda(self, p, grad, buf):
         first = self.momentum and buf is None
         if first:
-            buf = p.xp.empty_like(p)
+            buf = backend.array_module(p).empty_like(p)
         # Without momentum the kernel never touches its buffer argument: pass p itself.
         CUDA.launch("sgd_update", p, kernels.contiguous(grad), buf if self.momentum else p,
                     self._lr_array, p.size, self.momentum, self.weight_decay,

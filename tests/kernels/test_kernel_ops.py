@@ -17,14 +17,10 @@ from minran import Tensor, backend
 from minran.cuda import kernels
 from minran.optim import SGD
 
-from .tiers import DTYPES, TIERS, assert_same_bits, assert_twins_agree, on, tolerance
+from .tiers import DTYPES, TIERS, assert_same_bits, assert_twins_agree, normal, on, tolerance
 
 seeds = st.integers(0, 2**16)
 dtypes = st.sampled_from(DTYPES)
-
-
-def normal(shape, seed, dtype):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 @st.composite
@@ -206,22 +202,25 @@ def test_cross_entropy(tier, N, K, seed, dtype, last_far_ahead):
 
 # ---- the optimiser -------------------------------------------------------------------------
 @pytest.mark.parametrize("tier", TIERS)
+@pytest.mark.parametrize("flat", [True, False])   # one launch over the flat buffer, or per array
 @given(st.integers(1, 700), st.sampled_from([(0.0, False), (0.9, False), (0.9, True)]),
        st.sampled_from([0.0, 1e-4, 0.1]), seeds, dtypes)
-def test_sgd_update(tier, size, momentum_nesterov, weight_decay, seed, dtype):
+def test_sgd_update(tier, flat, size, momentum_nesterov, weight_decay, seed, dtype):
     momentum, nesterov = momentum_nesterov
     results = {}
     for where in (tier, "numpy"):
         with on(where) as put:
             p = Tensor(put(normal(size, seed, dtype)), requires_grad=True)
             opt = SGD([p], lr=0.05, momentum=momentum, nesterov=nesterov,
-                      weight_decay=weight_decay)
+                      weight_decay=weight_decay, flat=flat)
+            assert (opt.flat is not None) == flat
             for step in range(3):   # the first step starts the momentum buffer
                 p.grad = Tensor(put(normal(size, seed + step + 1, dtype)))
                 opt.step()
             results[where] = (backend.to_numpy(p.data),
                               [backend.to_numpy(b) for b in opt.buffers if b is not None])
     np.testing.assert_allclose(results[tier][0], results["numpy"][0], **tolerance(dtype))
+    assert len(results[tier][1]) == len(results["numpy"][1]) == (1 if momentum else 0)
     for got, want in zip(results[tier][1], results["numpy"][1]):
         np.testing.assert_allclose(got, want, **tolerance(dtype))
 
