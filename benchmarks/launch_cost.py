@@ -21,7 +21,32 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from minran.cuda import kernels, standin  # noqa: E402
-from minran.step_counts import count_step  # noqa: E402
+from minran import step_counts  # noqa: E402
+
+
+def step_launches(arch, batch, widths=None):
+    """Every minran kernel launch of one eager training step after warm-up, as (source,
+    name, arguments, sizes), recorded while step_counts.count_step counts that step (call it
+    inside `standin.device()`)."""
+    recorded, marks = [], []
+    real_launch, real_forward = kernels.Source.launch, step_counts._forward_ops
+
+    def recording(self, name, *launch_args, **size):
+        recorded.append((self, name, launch_args, size))
+        return real_launch(self, name, *launch_args, **size)
+
+    def marking(*a):   # count_step's forward count runs between the warm-up and the step
+        ops = real_forward(*a)
+        marks.append(len(recorded))
+        return ops
+    kernels.Source.launch, step_counts._forward_ops = recording, marking
+    try:
+        counts = step_counts.count_step(arch, batch, widths=widths, graph=False)
+    finally:
+        kernels.Source.launch, step_counts._forward_ops = real_launch, real_forward
+    launches = recorded[marks[0]:]
+    assert len(launches) == counts["eager"]["kernel"], "not the measured step's launches"
+    return launches
 
 
 def main(argv=None):
@@ -31,20 +56,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args(argv)
-    recorded = []
-    real_launch = kernels.Source.launch
-
-    def recording(self, name, *launch_args, **size):
-        recorded.append((self, name, launch_args, size))
-        return real_launch(self, name, *launch_args, **size)
     with standin.device(kernels="count"):
-        kernels.Source.launch = recording
-        try:
-            count_step(args.arch, args.batch, graph=False)
-        finally:
-            kernels.Source.launch = real_launch
-        # The launches of the measured (second) step: the second half of what was recorded.
-        launches = recorded[len(recorded) // 2:]
+        launches = step_launches(args.arch, args.batch)
         # The device call stubbed: the kernel object's call (CuPy's RawKernel.__call__, here
         # the stand-in's) does nothing; all that comes before it is the launcher's.
         real_call = standin._Function.__call__

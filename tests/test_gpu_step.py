@@ -99,6 +99,7 @@ def assert_replay_is_eager(eager, graph):
         if key in ("momentum", "totals"):
             continue
         assert_same_bits(graph_state[key], eager_state[key], err_msg=key)
+    assert len(graph_state["momentum"]) == len(eager_state["momentum"]) > 0
     for a, b in zip(graph_state["momentum"], eager_state["momentum"]):
         assert_same_bits(a, b)
 
@@ -191,6 +192,7 @@ def test_training_on_the_stand_in_gpu_is_the_cpu_run(tmp_path):
         assert gpu.counts.graph_launches == 5
         eager_history, eager_state = train_on("gpu", tmp_path, cuda_graph=False)
     columns = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "lr_end", "iteration")
+    assert len(cpu_history) == len(gpu_history) == len(eager_history) == 2
     for cpu_row, gpu_row, eager_row in zip(cpu_history, gpu_history, eager_history):
         for column in columns:
             assert gpu_row[column] == pytest.approx(cpu_row[column], rel=1e-9, abs=1e-12), column
@@ -199,6 +201,7 @@ def test_training_on_the_stand_in_gpu_is_the_cpu_run(tmp_path):
         np.testing.assert_allclose(gpu_state["model"][name], want, rtol=1e-8, atol=1e-10,
                                    err_msg=name)
         assert_same_bits(eager_state["model"][name], gpu_state["model"][name], err_msg=name)
+    assert len(gpu_state["optimizer"]["buffers"]) == len(cpu_state["optimizer"]["buffers"])
     for got, want in zip(gpu_state["optimizer"]["buffers"], cpu_state["optimizer"]["buffers"]):
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
 
@@ -226,3 +229,19 @@ def test_the_progress_is_read_without_waiting_for_the_gpu(monkeypatch):
             assert counts.host_reads == 0 and counts.synchronizations == 0
             assert progress.final().tolist() == [2.0] * 6
             assert gpu.since(start).host_reads == 1
+
+
+def test_the_launcher_cost_command_times_the_launches_of_one_step():
+    """benchmarks/launch_cost.py replays exactly the measured step's kernel launches: not the
+    warm-up's, nor the forward pass that counting runs between the two."""
+    import pathlib
+    import subprocess
+    import sys
+    with standin.device(kernels="count"):
+        launches = count_step("attention56", 2, graph=False)["eager"]["kernel"]
+    root = pathlib.Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "launch_cost.py"), "--arch",
+                           "attention56", "--batch", "2", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"attention56, batch 2: {launches} kernel launches per step" in done.stdout, done.stdout
