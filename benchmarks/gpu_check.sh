@@ -19,6 +19,9 @@
 #               allocation
 #   racecheck   compute-sanitizer racecheck on the same, graph included
 # Without a GPU each step fails with its reason. Budget: about 7 minutes on an H100 or H200.
+# The whole check stops within GPU_CHECK_BUDGET seconds (default 500, under a lent machine's
+# 10-minute command): a step gets its own limit or what is left of the budget, whichever is
+# less, and a step with under 20 s left is not started (reported as such).
 set -u
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-gpu-check}}"
@@ -27,6 +30,7 @@ report="$out/report.md"
 logs="$out/logs.txt"
 : > "$logs"
 python=${PYTHON:-python3}
+budget=${GPU_CHECK_BUDGET:-500}
 {
   echo "# minran GPU check"
   echo
@@ -40,7 +44,13 @@ failed=0
 
 step() {   # step NAME SECONDS 'COMMAND': run it in bash (the functions below known), log it
   local name=$1 limit=$2 command=$3
-  local start=$SECONDS
+  local start=$SECONDS left=$((budget - SECONDS))
+  if [ $left -lt 20 ]; then
+    echo "| $name | FAIL: not started, ${left} s left of the ${budget} s budget |  |" >> "$report"
+    failed=$((failed + 1))
+    return
+  fi
+  [ $limit -gt $left ] && limit=$left
   echo "===== $name: $command (limit ${limit}s)" >> "$logs"
   timeout --kill-after=10 "$limit" env out="$out" python="$python" \
     bash -c "$(declare -f setup versions train sanitizer); $command" > "$out/.step.log" 2>&1
