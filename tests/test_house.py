@@ -50,3 +50,19 @@ def test_the_multiply_accumulate_counter_is_named_for_what_it_counts():
     assert F.counting_macs is macs.counting_macs
     assert not (ROOT / "functional" / "profile.py").exists()  # it counted MACs, not time
     assert F.sum.__module__ == "minran.functional.shape"
+
+
+def test_every_mutant_of_the_mutation_pass_still_finds_its_fragment():
+    """tools/mutate.py plants each mutant by finding its fragment of source; a fragment that an
+    edit changed stops the whole pass, so it is caught here, at the edit."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("mutate", ROOT.parent / "tools" / "mutate.py")
+    mutate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutate)
+    stale = []
+    for m in mutate.MUTANTS:
+        try:
+            mutate.apply((ROOT.parent / m.path).read_text(), m)
+        except SystemExit as error:
+            stale.append(str(error).splitlines()[0])
+    assert len(mutate.MUTANTS) > 300 and stale == []
