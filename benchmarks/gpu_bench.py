@@ -19,7 +19,6 @@ A configuration that cannot run here says why in its row.
 """
 import argparse
 import json
-import os
 import pathlib
 import statistics
 import subprocess

@@ -25,6 +25,11 @@ except Exception as error:  # a CuPy that fails while loading its CUDA libraries
 DEVICES = ("cpu", "gpu")
 
 
+def cuda_version(number):
+    """CUDA's version numbers (12040 from the runtime or driver) as (major, minor): (12, 4)."""
+    return number // 1000, number % 1000 // 10
+
+
 def driver_cuda_version():
     """The newest CUDA the installed NVIDIA driver supports, as (major, minor); () when the
     driver will not say, None when there is no driver library to load (none installed)."""
@@ -36,7 +41,7 @@ def driver_cuda_version():
         version = ctypes.c_int()
         if library.cuDriverGetVersion(ctypes.byref(version)) != 0:
             return ()
-        return version.value // 1000, version.value % 1000 // 10
+        return cuda_version(version.value)
     return None
 
 
@@ -57,7 +62,7 @@ def gpu_problem():
             return (f"no NVIDIA driver is installed ({cupy_name} found no libcuda to load); "
                     f"install the driver for your GPU (nvidia-smi then lists the GPU)")
         try:
-            built = divmod(cupy.cuda.runtime.runtimeGetVersion() // 10, 100)
+            built = cuda_version(cupy.cuda.runtime.runtimeGetVersion())
         except Exception:
             built = None
         if driver and built and driver < built:

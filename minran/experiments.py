@@ -20,8 +20,9 @@ import dataclasses
 import pathlib
 
 from . import cli
-from .run_folder import existing_run_files
-from .trainer import TrainConfig, TrainError, count, load_checkpoint, save_atomic, train
+from .run_folder import existing_run_files, refuse_a_file
+from .trainer import (RESUME_MAY_CHANGE, TrainConfig, TrainError, count, finished,
+                      load_checkpoint, save_atomic, train)
 
 BASELINE = "baseline"   # stands for the plain ResNet that matches the preset's attention net
 BASELINES = {"attention56": "preact_resnet56", "attention92": "preact_resnet164"}
@@ -62,10 +63,6 @@ def select(preset, names=None):
     return [r for r in runs if r[0] in names]
 
 
-# What a resumed run may change from its checkpoint's: where it is and how it shows progress.
-_MAY_DIFFER = ("out", "device", "data_dir", "progress", "cuda_graph")
-
-
 def _configs(name, base, runs):
     for run_name, changes, paper in select(name, runs):
         if changes.get("arch") == BASELINE:
@@ -86,22 +83,19 @@ def _finished(config):
     state = load_checkpoint(path)
     ours = dataclasses.asdict(config)
     differ = [f"{k}={v!r} (now {ours[k]!r})" for k, v in state["config"].items()
-              if k in ours and k not in _MAY_DIFFER and v != ours[k]
+              if k in ours and k not in RESUME_MAY_CHANGE and v != ours[k]
               and not (isinstance(v, list) and tuple(v) == ours[k])]
     if differ:
         raise TrainError(f"--resume: {path} was trained with {', '.join(differ)}; give the "
                          f"options it was run with, or pass --overwrite to train the preset's "
                          f"runs anew, or give a new --out")
-    done = state["schedule"]["iteration"] >= state["plan"]["total"]
-    return state["history"] if done else None
+    return state["history"] if finished(state) else None
 
 
 def check_out(name, base, runs, resume, overwrite):
     """Refuse an --out that holds this preset's runs, unless resumed or overwritten."""
     out = pathlib.Path(base.out)
-    if out.exists() and not out.is_dir():
-        raise TrainError(f"--out {out} is a file, not a folder; give the path of a folder (a new "
-                         f"one is created)")
+    refuse_a_file(out)
     held = [run_name for run_name, config, _ in _configs(name, base, runs)
             if existing_run_files(config.out)]
     if (held or (out / "results.md").exists()) and not (resume or overwrite):

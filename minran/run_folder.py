@@ -25,6 +25,37 @@ class RunFolderError(RuntimeError):
     """An --out that cannot take this run; the message names the folder and the fix."""
 
 
+def missing_folders(path):
+    """The folders of `path` that do not exist yet, innermost first: what
+    `mkdir(parents=True)` will create, in the order `remove_empty` takes them back."""
+    missing, folder = [], pathlib.Path(path)
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_empty(folders):
+    """Remove each folder while it is empty (innermost first); leave any that is not."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def temporary(path):
+    """Where `path` is written before it is renamed into place (trainer.save_atomic)."""
+    path = pathlib.Path(path)
+    return path.with_name(f".{path.name}.tmp")
+
+
+def refuse_a_file(out):
+    """--out must be a folder, or not exist yet."""
+    out = pathlib.Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file, not a folder; give the path of a "
+                             f"folder (a new one is created)")
+
+
 def existing_run_files(out):
     """The files of an earlier run in `out` (checkpoint, log, result), by name."""
     return [name for name in RUN_FILES if (pathlib.Path(out) / name).exists()]
@@ -38,7 +69,7 @@ class RunFolder:
 
     def __init__(self, out, overwrite=False, refuse_a_run=True):
         self.out, self.overwrite, self.refuse_a_run = pathlib.Path(out), overwrite, refuse_a_run
-        self.created = []       # folders this run made, outermost first
+        self.created = []       # folders this run made, innermost first
         self.aside = None       # the hidden folder holding the replaced run's files
         self.kept = False
 
@@ -54,9 +85,7 @@ class RunFolder:
     def open(self):
         """Refuse, create and check the folder; with --overwrite set the old run aside."""
         out, aside = self.out, self.out / ASIDE
-        if out.exists() and not out.is_dir():
-            raise RunFolderError(f"--out {out} is a file, not a folder; give the path of a "
-                                 f"folder (a new one is created)")
+        refuse_a_file(out)
         if aside.exists():
             raise RunFolderError(
                 f"--out {out}: {aside} holds the files of a run that an --overwrite set aside "
@@ -79,11 +108,7 @@ class RunFolder:
 
     def _make(self):
         """Create the folder, remembering which folders were made, and write a file in it."""
-        missing, folder = [], self.out
-        while not folder.exists() and folder != folder.parent:
-            missing.append(folder)
-            folder = folder.parent
-        self.created = missing[::-1]
+        self.created = missing_folders(self.out)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.out):
@@ -113,7 +138,7 @@ class RunFolder:
             return
         if self.out.is_dir():
             for name in RUN_FILES:   # half-written files, and whole ones of the failed run
-                (self.out / f".{name}.tmp").unlink(missing_ok=True)
+                temporary(self.out / name).unlink(missing_ok=True)
                 if self.aside is not None and not (self.aside / name).exists():
                     (self.out / name).unlink(missing_ok=True)
         if self.aside is not None:
@@ -121,7 +146,5 @@ class RunFolder:
                 os.replace(path, self.out / path.name)
             self.aside.rmdir()
             self.aside = None
-        for folder in reversed(self.created):   # innermost first
-            with contextlib.suppress(OSError):
-                folder.rmdir()   # only while empty
+        remove_empty(self.created)
         self.created = []

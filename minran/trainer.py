@@ -21,7 +21,7 @@ import pickle
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from .models import build_model
 from .nn.init import manual_seed
 from .graph import GraphStep
 from .optim import SGD, CosineSchedule, MultiStepSchedule
-from .run_folder import RunFolder
+from .run_folder import RunFolder, temporary
 from .step import Progress, TrainingStep
 from .tensor import no_grad
 
@@ -95,6 +95,18 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+# What a resumed run may change from its checkpoint's config: where it is and how it shows
+# progress and runs (train_cifar.py also lets --epochs extend a run). Everything else is the run.
+RESUME_MAY_CHANGE = ("out", "device", "data_dir", "progress", "cuda_graph")
+
+
+def finished(state):
+    """Whether a checkpoint's run has trained every iteration it planned (a checkpoint
+    written before runs saved their plan cannot say: False, and resuming finds out)."""
+    total = state.get("plan", {}).get("total")
+    return total is not None and state["schedule"]["iteration"] >= total
+
+
 def plan(config, train_size):
     """(iterations per epoch, epochs, iterations in all, lr milestones in iterations).
 
@@ -135,7 +147,8 @@ def check_labels(labels, num_classes, what):
                         f"fix the labels or the list of classes")
 
 
-def _take(images, labels, n, option, what):
+def take_first(images, labels, n, option, what):
+    """The first n images and labels (all of them for None), or one line naming `option`."""
     if n is None:
         return images, labels
     if n < 1 or n > len(images):
@@ -154,9 +167,9 @@ class Run:
         check_labels(data.train_labels, len(self.classes), "the training labels")
         check_labels(data.test_labels, len(self.classes), "the test labels")
         rng = np.random.default_rng(c.seed)
-        train_images, train_labels = _take(data.train_images, data.train_labels, c.subset,
+        train_images, train_labels = take_first(data.train_images, data.train_labels, c.subset,
                                            "--subset", "training")
-        test_images, test_labels = _take(data.test_images, data.test_labels, c.test_subset,
+        test_images, test_labels = take_first(data.test_images, data.test_labels, c.test_subset,
                                          "--test-subset", "test")
         if c.label_noise:
             train_labels = corrupt_labels(train_labels, c.label_noise, len(self.classes), rng)
@@ -261,7 +274,7 @@ def load_weights(model, state, path="the checkpoint"):
 def save_atomic(path, write):
     """Write through a temporary file and rename, so `path` is always whole or absent."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary(path)
     write(tmp)
     os.replace(tmp, path)
 
@@ -386,8 +399,7 @@ def estimate_seconds(run):
               nesterov=c.nesterov and c.momentum > 0, weight_decay=c.weight_decay)
     trial = copy.copy(run)   # the run's way of stepping, on the copies
     trial.step, trial.graph = TrainingStep(model, opt), None
-    trial.config = TrainConfig.from_dict({**asdict(c), "batch_size": min(c.batch_size,
-                                                                         len(run.train_x))})
+    trial.config = replace(c, batch_size=min(c.batch_size, len(run.train_x)))
     n = trial.config.batch_size
     batches = BatchIterator(run.train_x[:n], run.train_y[:n], n, np.random.default_rng(0),
                             augment=c.augment, device=c.device, copy=False)
@@ -419,22 +431,16 @@ def estimate_seconds(run):
 def evaluate(model, images, labels, batch_size=500, device="cpu", progress=False):
     """Mean loss and accuracy over a whole set, in eval mode, without a graph."""
     from tqdm import tqdm
-    modes = [(m, m.training) for m in model.modules()]   # each module's own, given back
-    model.eval()
     batches = BatchIterator(images, labels, batch_size, rng=None, shuffle=False, device=device)
     xp = backend.cupy if device == "gpu" else np
     # Summed on the device, read once at the end (a read per batch would wait for the GPU).
     loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
-    try:
-        with no_grad():
-            for x, y in tqdm(batches, desc="testing", disable=not progress, leave=False,
-                             file=sys.stderr):
-                logits = model(x)
-                loss_sum += F.cross_entropy(logits, y).data.astype(np.float64) * len(y)
-                correct += (logits.data.argmax(axis=1) == y).sum()
-    finally:
-        for m, mode in modes:
-            m.train(mode)
+    with model.evaluating(), no_grad():
+        for x, y in tqdm(batches, desc="testing", disable=not progress, leave=False,
+                         file=sys.stderr):
+            logits = model(x)
+            loss_sum += F.cross_entropy(logits, y).data.astype(np.float64) * len(y)
+            correct += (logits.data.argmax(axis=1) == y).sum()
     return float(loss_sum) / len(labels), int(correct) / len(labels)
 
 
@@ -451,7 +457,7 @@ def train_epoch(run, bar=None, steps=None):
     steps = len(batches) if steps is None else min(steps, len(batches))
     run.step.start_epoch(run.iteration + 1)
     progress = Progress(run.step.totals, run.stream)
-    start = time.perf_counter()
+    start, totals = time.perf_counter(), None
     for i, (x, y) in enumerate(itertools.islice(batches, steps)):
         lr = run.optimizer.lr
         run.train_step(x.data, y)
@@ -468,7 +474,8 @@ def train_epoch(run, bar=None, steps=None):
                                     lr=f"{lr:.3g}", refresh=False)
             if bar is not None:
                 bar.update(i + 1 - bar.n)
-    totals = progress.final()
+    if totals is None:   # no step ran (the last batch already read them, waiting, otherwise)
+        totals = progress.final()
     images = totals[TrainingStep.IMAGES]
     return (totals[TrainingStep.LOSS_SUM] / images, totals[TrainingStep.CORRECT] / images,
             images / (time.perf_counter() - start))

@@ -67,7 +67,7 @@ def main(argv=None):
     from . import cli
     from .data import DataError, load
     from .run_folder import RunFolder, RunFolderError
-    from .trainer import Run, TrainConfig, TrainError, load_checkpoint, load_weights
+    from .trainer import Run, TrainConfig, TrainError, load_checkpoint, load_weights, take_first
     p = cli.Parser(prog="python -m minran.visualize", description=__doc__,
                    formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
@@ -90,11 +90,8 @@ def main(argv=None):
                                             "epochs": saved["epochs"] or 1,
                                             "data_dir": args.data_dir or saved["data_dir"]})
             data = load(config.dataset, config.data_dir)
-            if args.images > len(data.test_images):
-                raise TrainError(f"--images {args.images}: the test set has only "
-                                 f"{len(data.test_images):,} test images; give at most that many")
-            data.test_images, data.test_labels = (data.test_images[:args.images],
-                                                  data.test_labels[:args.images])
+            data.test_images, data.test_labels = take_first(
+                data.test_images, data.test_labels, args.images, "--images", "test")
             run = Run(config, dataset=data)
             load_weights(run.model, state, args.checkpoint)
             names = render(run.model, data.test_images, run.test_x, run.test_y, run.classes, out)

@@ -134,8 +134,12 @@ def test_evaluate_and_summary_give_back_every_modules_own_mode_even_when_interru
     x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
     trainer.evaluate(model, x, np.arange(4), batch_size=2)
     assert {id(m): m.training for m in model.modules()} == modes
+    buffers = {name: b.copy() for name, b in model.named_buffers()}
     summary(model, file=open("/dev/null", "w"))
     assert {id(m): m.training for m in model.modules()} == modes
+    # and it ran in eval mode: a training-mode pass would have moved the running statistics
+    for name, b in model.named_buffers():
+        np.testing.assert_array_equal(b, buffers[name], err_msg=name)
 
     real_forward = model.forward
 

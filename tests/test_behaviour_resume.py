@@ -7,18 +7,15 @@ import numpy as np
 import pytest
 
 from minran import trainer
-from minran.data import Dataset
 from minran.data.augment import augment
 from minran.data.loader import BatchIterator
 
-WIDTHS = (4, 8, 8, 8)
+from .test_train import WIDTHS, ctrl_c_in_epoch, tiny_dataset
+from .test_train import _comparable as timeless
 
 
 def dataset():
-    rng = np.random.default_rng(0)
-    return Dataset(rng.integers(0, 256, (40, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 40),
-                   rng.integers(0, 256, (10, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 10),
-                   [f"c{i}" for i in range(10)])
+    return tiny_dataset(n_train=40, n_test=10)
 
 
 def config(out, **options):
@@ -57,31 +54,15 @@ def epochs_of(recorded):
     return [e for e in recorded if e is not None]
 
 
-def timeless(history):
-    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")}
-            for row in history]
-
-
-def test_a_resumed_run_trains_on_the_same_batches_and_ends_the_same(tmp_path, monkeypatch,
-                                                                   batches):
+def test_a_resumed_run_trains_on_the_same_batches_and_ends_the_same(tmp_path, batches):
     straight = trainer.train(config(tmp_path / "straight"), dataset(), log=lambda *a: None)
     straight_batches = epochs_of(batches)
     assert len(straight_batches) == 2 and len(straight_batches[0]) == 3   # 16, 16, 8
     batches.clear()
 
-    calls = []
-    real_epoch = trainer.train_epoch   # (the recording one)
-
-    def interrupted_in_the_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-    monkeypatch.setattr(trainer, "train_epoch", interrupted_in_the_second)
     parts = tmp_path / "parts"
-    with pytest.raises(KeyboardInterrupt):
+    with ctrl_c_in_epoch(2), pytest.raises(KeyboardInterrupt):   # wraps the recording epoch
         trainer.train(config(parts), dataset(), log=lambda *a: None)
-    monkeypatch.setattr(trainer, "train_epoch", real_epoch)
     first_part = epochs_of(batches)
     batches.clear()
     resumed = trainer.train(config(parts), dataset(), resume=parts / "checkpoint.pkl",

@@ -155,6 +155,7 @@ def assert_optimizer_unchanged(opt, before):
     after = opt.state_dict()
     assert {k: v for k, v in after.items() if k != "buffers"} == \
            {k: v for k, v in before.items() if k != "buffers"}
+    assert len(after["buffers"]) == len(before["buffers"])
     for a, b in zip(after["buffers"], before["buffers"]):
         np.testing.assert_array_equal(a, b)
 

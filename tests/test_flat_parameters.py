@@ -29,10 +29,17 @@ def batches(seed, n=4, dtype=np.float64):
 
 
 def train(flat, momentum, nesterov, weight_decay, seed=0, where="numpy"):
-    """Four SGD steps of the small net; returns its parameters and the momentum buffers."""
+    """Four SGD steps of the small net; returns its parameters, the momentum buffers, and how
+    many of the steps went over the flat buffer."""
     net = small_net(seed)
     opt = optim.SGD(net.parameters(), lr=0.1, momentum=momentum, nesterov=nesterov,
                     weight_decay=weight_decay, flat=flat)
+    flat_steps, real_flat_step = [], opt._flat_step
+
+    def counted():
+        flat_steps.append(1)
+        real_flat_step()
+    opt._flat_step = counted
     with kernels.use("emulate" if where == "emulated" else "off"):
         for i, (x, y) in enumerate(batches(seed)):
             opt.lr = 0.1 if i < 2 else 0.01   # a schedule's change, read by the kernel
@@ -41,7 +48,7 @@ def train(flat, momentum, nesterov, weight_decay, seed=0, where="numpy"):
             loss.backward()
             opt.step()
     return ([p.data.copy() for p in net.parameters()],
-            [None if b is None else b.copy() for b in opt.buffers])
+            [None if b is None else b.copy() for b in opt.buffers], len(flat_steps))
 
 
 @given(st.sampled_from([(0.0, False), (0.9, False), (0.9, True)]), st.sampled_from([0.0, 1e-2]),
@@ -52,6 +59,8 @@ def test_a_flat_step_is_the_per_parameter_step_bit_for_bit(momentum_nesterov, we
     momentum, nesterov = momentum_nesterov
     flat = train(True, momentum, nesterov, weight_decay, seed)
     plain = train(False, momentum, nesterov, weight_decay, seed)
+    assert (flat[2], plain[2]) == (4, 0)   # each step over the flat buffer, and none
+    assert len(flat[0] + flat[1]) == len(plain[0] + plain[1])
     for a, b in zip(flat[0] + flat[1], plain[0] + plain[1]):
         if a is None or b is None:
             assert a is None and b is None
@@ -65,6 +74,7 @@ def test_the_flat_kernel_step_agrees_with_the_numpy_step():
     the lr changed after two steps: the kernel must see the change."""
     got = train(True, 0.9, True, 1e-4, where="emulated")
     want = train(False, 0.9, True, 1e-4)
+    assert got[2] == 4 and len(got[0] + got[1]) == len(want[0] + want[1])
     for a, b in zip(got[0] + got[1], want[0] + want[1]):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 

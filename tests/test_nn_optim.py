@@ -7,6 +7,7 @@ import pytest
 import minran
 import minran.functional as F
 from minran import Tensor, nn, optim
+from minran import reference as R
 
 
 def test_module_registry_and_state_dict_round_trip():
@@ -55,18 +56,6 @@ def test_kaiming_init_scale_and_seed():
     assert a.std() == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.02)
 
 
-def _reference_sgd(p, grads, lr, momentum, nesterov, wd):
-    """PyTorch's documented update, written out for scalars."""
-    buf = None
-    for g in grads:
-        g = g + wd * p
-        if momentum:
-            buf = g if buf is None else momentum * buf + g
-            g = g + momentum * buf if nesterov else buf
-        p = p - lr * g
-    return p
-
-
 # flat=False: the update parameter by parameter, which SGD also takes when its parameters
 # cannot share one buffer (mixed dtypes or devices) or were moved after it was made.
 @pytest.mark.parametrize("flat", [True, False])
@@ -81,7 +70,10 @@ def test_sgd_matches_the_reference_rule(momentum, nesterov, wd, flat):
     for g in grads:
         p.grad = Tensor(g)
         opt.step()
-    expected = _reference_sgd(np.array([1.0, -2.0]), given, 0.1, momentum, nesterov, wd)
+    expected, buffers = [np.array([1.0, -2.0])], [None]   # PyTorch's documented update
+    for g in given:
+        expected, buffers = R.sgd.sgd_step(expected, [g], buffers, 0.1, momentum, nesterov, wd)
+    expected = expected[0]
     np.testing.assert_allclose(p.data, expected)
     for g, before in zip(grads, given):   # the caller's gradients are not the momentum's
         np.testing.assert_array_equal(g, before)

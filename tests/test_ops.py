@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 import minran.functional as F
 from minran import Tensor, gradcheck
 
-from .helpers import randn
+from .helpers import LOPSIDED, randn, windows
 
 seeds = st.integers(0, 2**16)
 
@@ -175,21 +175,7 @@ def naive_avg_pool2d(x, g, kernel, stride, padding):
     return out, gx[:, :, ph:ph + H, pw:pw + W]
 
 
-@st.composite
-def windows(draw, pool=False):
-    """Input size, kernel, stride and padding, each drawn per axis on its own; the input is
-    at least as large as the kernel after padding. Pooling pads at most half the kernel."""
-    kernel = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    stride = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = tuple(draw(st.integers(0, k // 2 if pool else 2)) for k in kernel)
-    size = tuple(draw(st.integers(max(1, k - 2 * p), 7)) for k, p in zip(kernel, padding))
-    return size, kernel, stride, padding
-
-
-# The shapes that caught real bugs, always tried: height and width padding differ (col2im
-# once cropped the width by the height's padding), and a kernel wider than tall (max
-# pooling once numbered window offsets i * kh + j, which collide when kh < kw).
-LOPSIDED = ((4, 5), (2, 3), (1, 2), (1, 0))
+# LOPSIDED (helpers.py): height and width padding differ, and a kernel wider than tall.
 LOPSIDED_T = ((5, 3), (3, 2), (2, 1), (0, 1))
 # Stride 1 takes the convolution's flipped-kernel input gradient, which pads g by k - 1 - p
 # per axis: unequal paddings there too (one draw in nine has stride 1 on both axes).

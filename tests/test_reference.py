@@ -19,12 +19,14 @@ from minran import Tensor, reference as R
 from minran.nn import Parameter
 from minran.optim import SGD
 
+from . import helpers
+
 seeds = st.integers(0, 2**16)
 TOLERANCE = dict(rtol=1e-10, atol=1e-12)
 
 
 def normal(shape, seed, scale=1.0, shift=0.0):
-    return np.random.default_rng(seed).standard_normal(shape) * scale + shift
+    return helpers.randn(shape, seed, False, scale, shift).data
 
 
 def fast(fn, arrays, seed):
@@ -51,16 +53,13 @@ def assert_same(fn, forward, backward, arrays, seed):
 
 @st.composite
 def windows(draw, pool=False):
-    """(x shape, kernel, stride, padding), every size drawn per axis on its own."""
+    """(x shape, kernel, stride, padding): helpers.windows with a batch and channels."""
     N, C = draw(st.integers(1, 2)), draw(st.integers(1, 3))
-    kernel = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    stride = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = tuple(draw(st.integers(0, k // 2 if pool else 2)) for k in kernel)
-    size = tuple(draw(st.integers(max(1, k - 2 * p), 7)) for k, p in zip(kernel, padding))
+    size, kernel, stride, padding = draw(helpers.windows(pool))
     return (N, C) + size, kernel, stride, padding
 
 
-LOPSIDED = ((1, 2, 4, 5), (2, 3), (1, 2), (1, 0))
+LOPSIDED = ((1, 2) + helpers.LOPSIDED[0],) + helpers.LOPSIDED[1:]
 
 
 # ---- convolution ---------------------------------------------------------------------------
@@ -364,6 +363,7 @@ def test_each_reference_backward_is_the_derivative_of_its_forward(name, forward,
     v = np.random.default_rng(1).standard_normal(np.shape(out))
     got = backward(v, *arrays)
     got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(arrays), f"{name}: a gradient per input"
     for i, (g, want) in enumerate(zip(got, numeric_gradients(forward, arrays, v))):
         np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-7, err_msg=f"{name}: input {i}")
 

@@ -172,7 +172,7 @@ def test_kernels_are_sent_to_cupy_with_their_headers_written_in(tmp_path):
     kernels. The text given to RawModule must change when a header does."""
     (tmp_path / "helper.cuh").write_text("#pragma once\ntemplate <typename T> __device__ T "
                                          "twice(T v) { return v + v; }\n")
-    (tmp_path / "op.cu").write_text('#include "helper.cuh"\ntemplate <typename T>\n'
+    (tmp_path / "op.cu").write_text('#include "helper.cuh"  // twice()\ntemplate <typename T>\n'
                                     "__global__ void k(const T* x, T* y) { if (threadIdx.x == 0) y[0] = twice(x[0]); }\n")
     source = kernels.Source(tmp_path / "op.py")
     with standin.device(kernels="emulate") as gpu:
@@ -186,6 +186,9 @@ def test_kernels_are_sent_to_cupy_with_their_headers_written_in(tmp_path):
                                          "twice(T v) { return T(2) * v; }\n")
     second = kernels.Source(tmp_path / "op.py").code()
     assert second != first and "T(2) * v" in second
+    # and the emulator's cache key reads the same includes, comment or not
+    assert kernels.included_files(tmp_path / "op.cu") == [tmp_path / "op.cu",
+                                                          tmp_path / "helper.cuh"]
 
 
 def test_a_launch_on_the_stand_in_runs_the_kernel_through_the_emulator():

@@ -41,7 +41,7 @@ def gpu_lines():
 
 
 def _version(number):
-    return f"{number // 1000}.{number % 1000 // 10}"
+    return "%d.%d" % backend.cuda_version(number)
 
 
 def check_archs(parser, archs):

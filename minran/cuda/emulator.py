@@ -412,7 +412,9 @@ class _Placed:
         self.lo = base + GUARD + self.data_bytes - self.nbytes   # ends against the guard
         self.bytes = (np.ctypeslib.as_array((ctypes.c_ubyte * self.nbytes).from_address(self.lo))
                       if self.nbytes else np.zeros(0, np.uint8))
-        self.pristine = array.reshape(-1).view(np.uint8).copy()
+        # The caller's array itself (C-contiguous, checked): nothing writes it before
+        # write_back, which comes after the last run.
+        self.pristine = array.reshape(-1).view(np.uint8)
         self.bytes[:] = self.pristine
         self.poison = POISON[array.dtype.kind]
 
@@ -496,12 +498,16 @@ class _Arrays:
                     e.bytes[:] = e.pristine
 
     def snapshot(self):
-        return [e.bytes.copy() for e in self.entries]
+        """What the run left in each array it may write (const ones: None, never compared)."""
+        return [None if e.const else e.bytes.copy() for e in self.entries]
 
     def written(self):
         """Per array and element of the last run: 0 never written, 1 written, 2 by an atomic."""
         masks = []
         for i, e in enumerate(self.entries):
+            if e.const:
+                masks.append(None)
+                continue
             mask = np.zeros(e.array.size, np.uint8)
             if e.array.size:
                 self.function.module.library.minran_written(i, mask.ctypes.data)

@@ -132,6 +132,11 @@ def compile_options(include_dir):
     return ("-std=c++17", f"-DMINRAN_BLOCK={BLOCK}", f"-I{include_dir}")
 
 
+# An #include "..." line, a comment after it allowed: one pattern for the cache keys and
+# the inlining, so that no header is found by one and missed by the other.
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"[ \t]*(?://.*)?$', re.M)
+
+
 def included_files(path):
     """The .cu file and every header it includes with "..." (for cache keys)."""
     path = pathlib.Path(path)
@@ -141,12 +146,9 @@ def included_files(path):
         if file in found:
             continue
         found.append(file)
-        for name in re.findall(r'^\s*#\s*include\s+"([^"]+)"', file.read_text(), re.M):
+        for name in _INCLUDE.findall(file.read_text()):
             todo.append(file.parent / name)
     return found
-
-
-_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"[ \t]*$', re.M)
 
 
 def inlined_source(path, _seen=None):

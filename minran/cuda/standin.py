@@ -101,10 +101,6 @@ class Counts:
             sources[label.split(":")[0]] += n
         return sources
 
-    def as_dict(self):
-        return {"gpu_launches": self.gpu_launches, "launches": dict(self.launches),
-                **{name: getattr(self, name) for name in self.FIELDS}}
-
 
 # ---- the memory pool ------------------------------------------------------------------------
 class MemoryPool:
@@ -200,10 +196,6 @@ class _Blocks:
 
 
 # ---- the state of the stand-in --------------------------------------------------------------
-class _State(threading.local):
-    pass
-
-
 class _Shared:
     """One stand-in's state (the counts are shared by every thread, as the GPU is)."""
 
@@ -756,6 +748,7 @@ class Capture:
     def __init__(self, stream):
         self.stream, self.work, self.pools = stream, [], set()
         self.reads, self.writes = set(), set()
+        self.start = _state.counts.copy()   # what was counted before it began
 
     def record(self, fn, skip=False, reads=(), writes=()):
         self.work.append((fn, skip))
@@ -794,7 +787,6 @@ class Stream:
 
     def __init__(self, null=False, non_blocking=False, ptds=False):
         self.null, self.non_blocking = null, non_blocking
-        self._capture_start = None
         # For the ordering checks: how many operations were issued on this stream, up to
         # which one the host has waited, and up to which one of other streams it waited
         # for through events.
@@ -831,7 +823,6 @@ class Stream:
                                "would go to another stream and not be captured")
         _call([])
         _state.capture = Capture(self)
-        self._capture_start = _state.counts.copy()
 
     def end_capture(self):
         capture = _state.capture
@@ -842,13 +833,10 @@ class Stream:
         for pool in capture.pools:
             # The graph's memory: freed blocks may be handed out again only inside a capture.
             pool.sealed = "a CUDA graph recorded its step in it"
-        during = _state.counts.since(self._capture_start)
+        during = _state.counts.since(capture.start)
         # What was captured is counted when the graph runs, not when it was recorded.
         _state.counts.launches -= during.launches
         return Graph(capture, during.launches)
-
-    def is_capturing(self):
-        return _state.capture is not None and _state.capture.stream is self
 
     def record(self, event=None):
         event = event or Event()
@@ -920,8 +908,8 @@ class _Cublas:
         call = blas.Call(transa, transb, m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c,
                          batch)
         alpha, beta = blas.read_scalar(alpha, dtype), blas.read_scalar(beta, dtype)
-        arrays = [self._memory(dtype, p) for p in (A, B, C)]
         blocks = [_state.blocks.find(p, 1) for p in (A, B, C)]
+        arrays = [self._memory(dtype, block, p) for block, p in zip(blocks, (A, B, C))]
         _call(["cublas:gemm"])
 
         def run():
@@ -929,9 +917,8 @@ class _Cublas:
         _work(run, reads=blocks[:2] + ([blocks[2]] if beta else []), writes=blocks[2:])
 
     @staticmethod
-    def _memory(dtype, pointer):
+    def _memory(dtype, block, pointer):
         """(the flat array of the live block the pointer lies in, element offset)."""
-        block = _state.blocks.find(pointer, 1)
         offset = pointer - block.address
         item = np.dtype(dtype).itemsize
         if offset % item:
@@ -980,6 +967,7 @@ class _Function:
         self.label = "kernel:" + expression.split("<")[0]
         self._emulated = (module._emulated.get_function(expression)
                           if module._emulated is not None else None)
+        self.const = module.const_params(expression)
 
     def __call__(self, grid, block, args, shared_mem=0, stream=None):
         for value in args:
@@ -987,7 +975,7 @@ class _Function:
                 raise TypeError(f"{self.expression}: a NumPy array cannot be a kernel argument "
                                 f"on the GPU")
         _call([self.label])
-        arrays = [(a, const) for a, const in zip(args, self.module.const_params(self.expression))
+        arrays = [(a, const) for a, const in zip(args, self.const)
                   if isinstance(a, DeviceArray)]
         reads = [a for a, _ in arrays]
         writes = [a for a, const in arrays if not const]
@@ -997,17 +985,6 @@ class _Function:
         emulated = self._emulated
         host_args = [a._a if isinstance(a, DeviceArray) else a for a in args]
         _work(lambda: emulated(grid, block, host_args, shared_mem), reads=reads, writes=writes)
-
-
-class _DefaultPool:
-    def used_bytes(self):
-        return _state.pool.in_use
-
-    def total_bytes(self):
-        return _state.pool.held
-
-    def free_all_blocks(self):
-        _state.pool.free_all_blocks()
 
 
 def _namespace():
@@ -1038,7 +1015,7 @@ def _namespace():
         asnumpy=_asnumpy, arange=_arange, where=_where, broadcast_to=_broadcast_to,
         swapaxes=lambda a, x, y: a.swapaxes(x, y), transpose=lambda a, axes=None: a.transpose(
             *(axes or ())), reshape=lambda a, shape: a.reshape(shape),
-        get_default_memory_pool=_DefaultPool, get_array_module=lambda *a: cupy,
+        get_default_memory_pool=lambda: _state.pool, get_array_module=lambda *a: cupy,
         broadcast_shapes=np.broadcast_shapes, pad=_pad, einsum=_einsum,
     )
     module = types.ModuleType("cupy")

@@ -20,7 +20,6 @@ What is verified, and why not more:
   file names, and such a rebuild, well formed, is accepted on its structure alone. A pixel
   changed inside such a rebuilt file cannot be told from a real pixel, and is not detected.
 """
-import contextlib
 import hashlib
 import os
 import pathlib
@@ -33,6 +32,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..run_folder import missing_folders, remove_empty
 
 ENV_VAR = "MINRAN_DATA"
 
@@ -137,10 +138,7 @@ def md5sum(path, chunk=1 << 20):
 def _download(source, archive, progress):
     """Download into the data folder, creating it; a folder created here is removed again
     when the download fails."""
-    created, folder = [], archive.parent
-    while not folder.exists() and folder != folder.parent:
-        created.append(folder)   # innermost first: the order to remove them in
-        folder = folder.parent
+    created = missing_folders(archive.parent)
     try:
         try:
             archive.parent.mkdir(parents=True, exist_ok=True)
@@ -149,9 +147,7 @@ def _download(source, archive, progress):
                                      f"{type(error).__name__}: {error.strerror}")) from None
         _fetch(source, archive, progress)
     except BaseException:
-        for folder in created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()   # only while empty
+        remove_empty(created)
         raise
 
 

@@ -14,8 +14,6 @@ def summary(model, input_size=None, file=None):
     x = Tensor(np.zeros((1, model.in_channels, size, size), dtype=dtype))
     if model.parameters()[0].device == "gpu":
         x = x.to("gpu")
-    modes = [(m, m.training) for m in model.modules()]   # each module's own, given back
-    model.eval()
     rows = []
 
     def run(name, part, h, *modules):
@@ -25,15 +23,13 @@ def summary(model, input_size=None, file=None):
         rows.append((name, out.shape[1:], params, sum(macs.values())))
         return out
 
-    try:
-        with no_grad():   # the same parts, in the same order, as the network's own forward
-            h = run("stem", model.stem, x, model.stem)
-            for i, stage in enumerate(model.stages, 1):
-                h = run(f"stage{i}", stage, h, stage)
-            run("head", model.head, h, model.head_bn, model.fc)
-    finally:
-        for m, mode in modes:
-            m.train(mode)
+    # eval mode, each module's own given back; the same parts, in the same order, as the
+    # network's own forward
+    with model.evaluating(), no_grad():
+        h = run("stem", model.stem, x, model.stem)
+        for i, stage in enumerate(model.stages, 1):
+            h = run(f"stage{i}", stage, h, stage)
+        run("head", model.head, h, model.head_bn, model.fc)
 
     lines = [f"{type(model).__name__}  input 1x{model.in_channels}x{size}x{size}",
              f"{'part':<8}{'output':>18}{'params':>14}{'MACs':>16}"]

@@ -1,4 +1,5 @@
 """Module: a layer that owns parameters, buffers and sub-modules, found by attribute name."""
+import contextlib
 from collections import OrderedDict
 
 import numpy as np
@@ -80,6 +81,18 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """eval() for the block; afterwards every module is back in its own mode, which need
+        not be its parent's (a frozen batch norm inside a training model)."""
+        modes = [(m, m.training) for m in self.modules()]   # parents before their children
+        self.eval()
+        try:
+            yield self
+        finally:
+            for m, mode in modes:
+                m.train(mode)
 
     def zero_grad(self):
         for p in self.parameters():

@@ -17,14 +17,10 @@ import minran.functional as F
 from minran import backend
 from minran.cuda import kernels
 
-from .tiers import DTYPES, TIERS, assert_twins_agree, on, tolerance
+from .tiers import DTYPES, TIERS, assert_twins_agree, normal, on, tolerance
 
 seeds = st.integers(0, 2**16)
 dtypes = st.sampled_from(DTYPES)
-
-
-def normal(shape, seed, dtype):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 @pytest.mark.parametrize("tier", TIERS)

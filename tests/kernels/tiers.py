@@ -38,6 +38,11 @@ def forward_backward(tier, fn, inputs, seed=0, v_dtype=None):
         return [backend.to_numpy(out.data)] + [backend.to_numpy(t.grad.data) for t in tensors]
 
 
+def normal(shape, seed, dtype):
+    """Standard normal values of `dtype`, the same for the same seed in every tier."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
 def tolerance(dtype):
     """Kernels and NumPy add in different orders (and the GPU may fuse multiply-adds)."""
     return dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
